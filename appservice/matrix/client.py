@@ -1,0 +1,106 @@
+"""Backline's users on the homeserver: the directory bot and one user per group."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import ClientSession, ClientTimeout
+from mautrix.appservice import AppServiceAPI, IntentAPI
+from mautrix.appservice.state_store import ASStateStore
+from mautrix.client.state_store import MemoryStateStore
+from mautrix.errors import MatrixConnectionError, MatrixRequestError, MForbidden, MNotFound
+from mautrix.api import Method, Path
+from mautrix.types import UserID
+
+from ..config import Config
+
+log = logging.getLogger("backline.matrix")
+
+
+class _StateStore(MemoryStateStore, ASStateStore):
+    """In-memory membership cache; Backline's own tables hold what must survive a restart."""
+
+    def __init__(self) -> None:
+        MemoryStateStore.__init__(self)
+        ASStateStore.__init__(self)
+
+
+class MatrixClient:
+    """Hands out intents for Backline's users and keeps their profiles in line with the config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.session = ClientSession(timeout=ClientTimeout(total=30))
+        self.api = AppServiceAPI(
+            base_url=config.homeserver.address,
+            bot_mxid=config.bot_mxid,
+            token=config.appservice.as_token,
+            log=logging.getLogger("backline.matrix.api"),  # type: ignore[arg-type]
+            state_store=_StateStore(),
+            client_session=self.session,
+            default_retry_count=2,
+        )
+        self.bot = self.api.bot_intent()
+
+    def intent(self, user_id: str) -> IntentAPI:
+        """The intent of the bot or of a group user."""
+        if user_id == self.config.bot_mxid:
+            bot: IntentAPI = self.bot
+            return bot
+        intent: IntentAPI = self.bot.user(UserID(user_id))
+        return intent
+
+    def group_intent(self, group_id: str) -> IntentAPI:
+        """The intent of a group's virtual user."""
+        return self.intent(self.config.group_mxid(group_id))
+
+    def is_ours(self, user_id: str) -> bool:
+        """Whether this user is one Backline acts as (the bot or a configured group user)."""
+        return user_id == self.config.bot_mxid or self.config.group_for_mxid(user_id) is not None
+
+    async def register_users(self) -> None:
+        """Register the bot and every group user, and set their display names."""
+        users = [(self.bot, self.config.appservice.bot_displayname)]
+        users += [(self.group_intent(g.id), g.displayname) for g in self.config.groups]
+        await asyncio.gather(*(self._register(intent, name) for intent, name in users))
+
+    async def _register(self, intent: IntentAPI, displayname: str) -> None:
+        await intent.ensure_registered()
+        try:
+            await intent.set_displayname(displayname, check_current=True)
+        except MatrixRequestError as e:
+            log.warning("Could not set display name of %s: %s", intent.mxid, e)
+
+    async def read_presence(self, group_id: str, user_id: str) -> tuple[str, str | None] | None:
+        """Ask the homeserver for a user's presence; None when it will not tell.
+
+        Synapse answers only for users sharing a joined room with the asker, which is what
+        the group's roster room is for.
+        """
+        try:
+            content = await self.group_intent(group_id).get_presence(UserID(user_id))
+        except (MForbidden, MNotFound):
+            return None
+        return str(content.presence.value), content.status_msg
+
+    async def ping(self) -> bool:
+        """Ask the homeserver to ping us, which also makes it retry held-back transactions."""
+        try:
+            await self.bot.appservice_ping(self.config.appservice.id)
+        except (MatrixRequestError, MatrixConnectionError) as e:
+            log.warning("Homeserver ping failed: %s", e)
+            return False
+        return True
+
+    async def homeserver_reachable(self) -> bool:
+        """Whether the homeserver answers its versions endpoint."""
+        try:
+            await self.api.request(Method.GET, Path.versions, retry_count=0)
+        except (MatrixRequestError, MatrixConnectionError, OSError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Release the HTTP session."""
+        await self.session.close()

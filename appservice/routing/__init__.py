@@ -1,0 +1,1 @@
+"""Who is asked, how, and what happens to the answers."""

@@ -1,0 +1,304 @@
+"""Decisions on incoming events, taken inside the transaction that stores them.
+
+Nothing here calls the homeserver: every call it needs goes into the outbox, which commits
+with the decision and runs after it. So a crash never leaves a decision without its calls.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mautrix.util.async_db import Connection
+
+from ..config import Config, GroupConfig
+from ..db import dm_rooms, events, offers, outbox, sessions
+from ..db import presence as presence_db
+from ..db.decisions import record_decision
+from ..db.sessions import Session
+from ..matrix.events import PresenceUpdate, RoomEvent
+from ..permissions import askable_groups, may_ask, role_for
+from . import texts
+from .availability import available_experts
+from .candidates import skip_reason
+from .preferences import parse_request
+
+log = logging.getLogger("backline.routing")
+
+
+def session_lane(session_id: int) -> str:
+    """Outbox lane of a session: its calls run in order."""
+    return f"session:{session_id}"
+
+
+def room_lane(room_id: str) -> str:
+    """Outbox lane of a DM room."""
+    return f"room:{room_id}"
+
+
+class Inbound:
+    """Turns stored events into session state changes and outbox actions."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def is_ours(self, user_id: str) -> bool:
+        return user_id == self.config.bot_mxid or self.config.group_for_mxid(user_id) is not None
+
+    async def handle(self, conn: Connection, event: RoomEvent) -> None:
+        """Act on one newly stored event."""
+        if self.is_ours(event.sender):
+            return
+        if event.type == "m.room.member":
+            await self._on_member(conn, event)
+        elif event.type == "m.room.message":
+            await self._on_message(conn, event)
+
+    async def notice(
+        self, conn: Connection, lane: str, room_id: str, sender: str, text: str
+    ) -> None:
+        """Queue a notice from one of Backline's users."""
+        await outbox.enqueue(conn, lane, "notice", room_id=room_id, user_id=sender, text=text)
+
+    # Memberships
+
+    async def _on_member(self, conn: Connection, event: RoomEvent) -> None:
+        target = event.state_key or ""
+        if event.membership == "invite" and self.is_ours(target):
+            await self._on_invite(conn, event, target)
+            return
+        session = await sessions.session_by_room(conn, event.room_id)
+        if session is not None:
+            await self._on_session_member(conn, session, event, target)
+
+    async def _on_invite(self, conn: Connection, event: RoomEvent, invitee: str) -> None:
+        group = self.config.group_for_mxid(invitee)
+        if group is None:
+            allowed, group_id, name = role_for(event.sender, self.config) != "none", "", "Backline"
+        else:
+            allowed, group_id, name = (
+                may_ask(event.sender, group, self.config),
+                group.id,
+                group.displayname,
+            )
+
+        lane = room_lane(event.room_id)
+        if allowed:
+            await dm_rooms.upsert_dm(conn, event.room_id, group_id, event.sender, "joining")
+            await outbox.enqueue(conn, lane, "join_dm", room_id=event.room_id, user_id=invitee)
+            text = texts.greeting(group) if group else texts.BOT_HELP
+            await self.notice(conn, lane, event.room_id, invitee, text)
+            log.info("Accepting DM", extra={"room_id": event.room_id, "group": group_id})
+        else:
+            await dm_rooms.upsert_dm(conn, event.room_id, group_id, event.sender, "refused")
+            reason = texts.refused(name)
+            await outbox.enqueue(
+                conn, lane, "refuse_dm", room_id=event.room_id, user_id=invitee, reason=reason
+            )
+            log.info("Refusing DM", extra={"user_id": event.sender, "group": group_id})
+
+    async def _on_session_member(
+        self, conn: Connection, session: Session, event: RoomEvent, expert: str
+    ) -> None:
+        offer = await offers.get_offer(conn, session.id, expert)
+        if offer is None:
+            return
+        if event.membership == "join":
+            await self._accept(conn, session, expert)
+        elif (
+            event.membership == "leave"
+            and event.sender == expert
+            and await offers.end_offer(conn, session.id, expert, "declined", "declined the invite")
+        ):
+            await record_decision(conn, session.id, f"{expert} declined", {"expert": expert})
+            await outbox.enqueue(conn, session_lane(session.id), "route", session_id=session.id)
+            log.info("Offer declined", extra={"session": session.id, "expert": expert})
+
+    async def _accept(self, conn: Connection, session: Session, expert: str) -> None:
+        """A join: the first `needed` joins, in the homeserver's order, claim the session."""
+        if not session.is_routable:
+            return
+        if not await offers.end_offer(conn, session.id, expert, "accepted", "joined"):
+            return
+        all_offers = await offers.session_offers(conn, session.id)
+        accepted = [o.expert for o in all_offers if o.state == "accepted"]
+        lane = session_lane(session.id)
+        log.info("Offer accepted", extra={"session": session.id, "expert": expert})
+        if len(accepted) < session.needed:
+            progress = f"{expert} joined ({len(accepted)} of {session.needed} needed)."
+            await self.notice(
+                conn, lane, session.room_id or "", self.group_user(session), progress
+            )
+            return
+
+        await sessions.set_state(
+            conn, session.id, "claimed", only_from=("opening", "offering", "waiting")
+        )
+        reason = texts.withdrawn(" and ".join(accepted))
+        withdrawn = await self.withdraw_live_offers(conn, session, reason)
+        await record_decision(
+            conn,
+            session.id,
+            f"claimed by {', '.join(accepted)}",
+            {"claimed_by": accepted, "withdrawn": withdrawn},
+        )
+        announcement = texts.claimed(accepted)
+        await self.notice(
+            conn, lane, session.room_id or "", self.group_user(session), announcement
+        )
+        if session.dm_room_id:
+            await self.notice(
+                conn, lane, session.dm_room_id, self.group_user(session), announcement
+            )
+        log.info("Session claimed", extra={"session": session.id, "claimed_by": accepted})
+
+    async def withdraw_live_offers(
+        self, conn: Connection, session: Session, reason: str
+    ) -> list[str]:
+        """End every live offer of a session and queue the kicks that withdraw the invites."""
+        withdrawn = []
+        for offer in await offers.session_offers(conn, session.id):
+            if await offers.end_offer(conn, session.id, offer.expert, "withdrawn", reason):
+                withdrawn.append(offer.expert)
+                await outbox.enqueue(
+                    conn,
+                    session_lane(session.id),
+                    "kick",
+                    room_id=session.room_id,
+                    user_id=self.group_user(session),
+                    target=offer.expert,
+                    reason=reason,
+                )
+        return withdrawn
+
+    def group_user(self, session: Session) -> str:
+        return self.config.group_mxid(session.group_id)
+
+    # Messages
+
+    async def _on_message(self, conn: Connection, event: RoomEvent) -> None:
+        session = await sessions.session_by_room(conn, event.room_id)
+        if session is not None:
+            await self._on_session_message(conn, session, event)
+            return
+        for dm in await dm_rooms.dms_in_room(conn, event.room_id):
+            if dm.state not in ("joining", "joined"):
+                continue
+            group = self.config.group(dm.group_id) if dm.group_id else None
+            await self._on_dm_message(conn, event, group)
+
+    async def _on_dm_message(
+        self, conn: Connection, event: RoomEvent, group: GroupConfig | None
+    ) -> None:
+        speaker = self.config.group_mxid(group.id) if group else self.config.bot_mxid
+        lane = room_lane(event.room_id)
+        text = event.body.strip()
+        command = text.split(maxsplit=1)[0].lower() if text.startswith("!") else ""
+
+        if command == "!groups":
+            await self.notice(
+                conn, lane, event.room_id, speaker, await self._groups_text(conn, event.sender)
+            )
+        elif command or group is None:
+            help_text = texts.greeting(group) if group else texts.BOT_HELP
+            await self.notice(conn, lane, event.room_id, speaker, help_text)
+        elif not may_ask(event.sender, group, self.config):
+            await self.notice(conn, lane, event.room_id, speaker, texts.refused(group.displayname))
+        elif text:
+            await self.open_request(conn, event, group)
+
+    async def _groups_text(self, conn: Connection, user_id: str) -> str:
+        lines = []
+        for group in askable_groups(user_id, self.config):
+            choice = await available_experts(conn, self.config, group, agent=user_id)
+            lines.append((group, self.config.group_mxid(group.id), len(choice.offer)))
+        return texts.groups_list(lines)
+
+    async def open_request(self, conn: Connection, event: RoomEvent, group: GroupConfig) -> None:
+        """Start a session from an agent's DM message, unless one is open already."""
+        speaker = self.config.group_mxid(group.id)
+        lane = room_lane(event.room_id)
+        existing = await sessions.open_session_of(conn, event.sender, group.id)
+        if existing is not None:
+            await self.notice(
+                conn, lane, event.room_id, speaker, texts.already_open(group, existing.room_id)
+            )
+            return
+        request = parse_request(event.body, event.mentioned_users)
+        if not request.question:
+            await self.notice(conn, lane, event.room_id, speaker, texts.empty_question())
+            return
+
+        session_id = await sessions.create_session(
+            conn,
+            group_id=group.id,
+            agent=event.sender,
+            question=request.question,
+            preferences=request.preferences(),
+            needed=group.routing.needed,
+            alias_prefix=self.config.appservice.session_alias_prefix,
+            dm_room_id=event.room_id,
+            request_event_id=event.event_id,
+        )
+        await events.link_event(conn, event.event_id, session_id)
+        await outbox.enqueue(conn, session_lane(session_id), "open_session", session_id=session_id)
+        log.info("Session opened", extra={"session": session_id, "group": group.id})
+
+    async def _on_session_message(
+        self, conn: Connection, session: Session, event: RoomEvent
+    ) -> None:
+        command = event.body.strip().lower()
+        lane = session_lane(session.id)
+        speaker = self.group_user(session)
+        if command == "!help":
+            await self.notice(conn, lane, event.room_id, speaker, texts.SESSION_HELP)
+        elif command == "!close":
+            await self._close(conn, session, event.sender)
+
+    async def _close(self, conn: Connection, session: Session, by: str) -> None:
+        lane = session_lane(session.id)
+        speaker = self.group_user(session)
+        claimers = [
+            o.expert
+            for o in await offers.session_offers(conn, session.id)
+            if o.state == "accepted"
+        ]
+        if by != session.agent and by not in claimers:
+            await self.notice(
+                conn, lane, session.room_id or "", speaker, texts.not_allowed_to_close()
+            )
+            return
+        if not session.is_open:
+            return
+
+        if session.state == "claimed":
+            await sessions.close_session(conn, session.id, by)
+        else:
+            await sessions.set_state(
+                conn, session.id, "cancelled", only_from=("opening", "offering", "waiting")
+            )
+            await self.withdraw_live_offers(conn, session, texts.withdrawn_cancelled(by))
+        await record_decision(conn, session.id, f"closed by {by}", {"closed_by": by})
+        await self.notice(conn, lane, session.room_id or "", speaker, texts.closed(by))
+        log.info("Session closed", extra={"session": session.id})
+
+    # Presence
+
+    async def on_presence(self, conn: Connection, update: PresenceUpdate) -> None:
+        """Store a presence change; an expert who can now be interrupted gets waiting requests."""
+        await presence_db.save_presence(conn, update.user_id, update.presence, update.status_msg)
+        waiting = await sessions.sessions_in_states(conn, ("waiting",))
+        for session in waiting:
+            group = self.config.group(session.group_id)
+            if group is None or update.user_id not in group.members:
+                continue
+            reason = skip_reason(
+                update.user_id,
+                group,
+                self.config.expert(update.user_id),
+                presence_db.Presence(update.user_id, update.presence, update.status_msg, 0),
+                await sessions.claimed_count(conn, update.user_id),
+            )
+            if reason is None:
+                await outbox.enqueue(
+                    conn, session_lane(session.id), "route", session_id=session.id
+                )

@@ -1,0 +1,37 @@
+"""Background tasks that are kept referenced and whose failures are logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger("backline.tasks")
+
+_running: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    """Start a task; keep it alive until done and log it if it fails."""
+    task = asyncio.create_task(coro, name=name)
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _running.discard(task)
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("Background task %s failed", task.get_name(), exc_info=error)
+
+
+async def cancel_all() -> None:
+    """Stop every task started through `spawn` (at shutdown)."""
+    tasks = list(_running)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

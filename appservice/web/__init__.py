@@ -1,0 +1,1 @@
+"""Backline's HTTP listener: the appservice API, health, and (later) the public API and pages."""
