@@ -1,0 +1,1 @@
+"""Integration tests: Backline against a real Synapse started by the tests."""
