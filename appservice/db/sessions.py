@@ -52,6 +52,12 @@ class Session:
     def is_routable(self) -> bool:
         return self.state in ROUTABLE_STATES
 
+    def room_reference(self, domain: str) -> str:
+        """How to name the session room to people: its alias, which clients turn into a link."""
+        if self.room_alias and self.room_id:
+            return f"#{self.room_alias}:{domain}"
+        return self.room_id or "the session room (being created)"
+
 
 def _from_row(row: Any) -> Session:
     return Session(

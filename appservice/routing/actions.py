@@ -255,8 +255,7 @@ class Actions:
                 waiting = await sessions.set_state(
                     conn, session.id, "waiting", only_from=("opening", "offering")
                 )
-        room = session.room_alias and f"#{session.room_alias}:{self.config.homeserver.domain}"
-        room = room or session.room_id or ""
+        room = session.room_reference(self.config.homeserver.domain)
         if not session.dm_room_id:
             return
         if waiting:

@@ -220,7 +220,11 @@ class Inbound:
         existing = await sessions.open_session_of(conn, event.sender, group.id)
         if existing is not None:
             await self.notice(
-                conn, lane, event.room_id, speaker, texts.already_open(group, existing.room_id)
+                conn,
+                lane,
+                event.room_id,
+                speaker,
+                texts.already_open(group, existing.room_reference(self.config.homeserver.domain)),
             )
             return
         request = parse_request(event.body, event.mentioned_users)

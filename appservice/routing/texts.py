@@ -70,11 +70,10 @@ def waiting(group: GroupConfig, room: str) -> str:
     )
 
 
-def already_open(group: GroupConfig, room: str | None) -> str:
+def already_open(group: GroupConfig, room: str) -> str:
     """A new message while a session with this group is open."""
-    where = room or "the session room (being created)"
     return (
-        f"Your request to {group.displayname} is still open in {where}. Write there, "
+        f"Your request to {group.displayname} is still open in {room}. Write there, "
         "or send !close there to end it before asking again."
     )
 

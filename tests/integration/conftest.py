@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import pytest
 from mautrix.types import UserID
+from mautrix.util.async_db import Database
 
 from appservice.app import Backline
 from appservice.config import Config, config_from_dict
@@ -26,6 +27,11 @@ class RunningBackline:
     app: Backline
     config: Config
     url: str
+
+    @property
+    def db(self) -> Database:
+        assert self.app.db is not None, "Backline is not started"
+        return self.app.db
 
     def group_user(self, group_id: str) -> UserID:
         return self.config.group_mxid(group_id)

@@ -1,0 +1,154 @@
+"""The store on SQLite and PostgreSQL: migrations, version guard, deduplication."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mautrix.util.async_db import Database
+
+from appservice.db import connection, open_database, transaction
+from appservice.db import events as events_db
+from appservice.db import offers as offers_db
+from appservice.db import sessions as sessions_db
+from appservice.db import transactions as txn_db
+from appservice.db.database import build_upgrade_table
+from appservice.errors import DatabaseError
+from tests.databases import ENGINES, fresh_database
+
+TABLES = {
+    "appservice_txn",
+    "room_event",
+    "group_state",
+    "dm_room",
+    "session",
+    "offer",
+    "routing_decision",
+    "presence",
+    "outbox",
+}
+
+
+@pytest.fixture(params=ENGINES)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await open_database(database_url)
+    yield database
+    await database.stop()
+
+
+def event(event_id: str) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "room_id": "!room:localhost",
+        "sender": "@agent:localhost",
+        "type": "m.room.message",
+        "origin_server_ts": 1,
+        "content": {"body": "hello"},
+    }
+
+
+async def test_migrations_from_empty_create_every_table(db: Database) -> None:
+    for table in TABLES:
+        assert await db.table_exists(table), table
+    version = await db.fetchval("SELECT version FROM backline_version")
+    assert version == len(build_upgrade_table(db.scheme).upgrades)
+
+
+async def test_reopening_an_up_to_date_database_keeps_its_data(database_url: str) -> None:
+    first = await open_database(database_url)
+    async with transaction(first) as conn:
+        await events_db.store_event(conn, event("$kept"))
+    await first.stop()
+
+    second = await open_database(database_url)
+    async with connection(second) as conn:
+        assert await events_db.count_events(conn, "$kept") == 1
+    await second.stop()
+
+
+async def test_a_newer_schema_is_refused(database_url: str) -> None:
+    db = await open_database(database_url)
+    await db.execute("UPDATE backline_version SET version=version+1")
+    await db.stop()
+
+    with pytest.raises(DatabaseError, match="newer than this Backline") as raised:
+        await open_database(database_url)
+    assert "upgrade Backline" in str(raised.value)
+
+
+async def test_a_database_owned_by_another_program_is_refused(database_url: str) -> None:
+    db = await open_database(database_url)
+    await db.execute("UPDATE database_owner SET owner='someone-else'")
+    await db.stop()
+
+    with pytest.raises(DatabaseError, match="belongs to another program"):
+        await open_database(database_url)
+
+
+async def test_an_event_delivered_twice_is_stored_once(db: Database) -> None:
+    async with transaction(db) as conn:
+        first = await events_db.store_event(conn, event("$twice"))
+        second = await events_db.store_event(conn, event("$twice"))
+
+        assert (first, second) == (True, False)
+        assert await events_db.count_events(conn, "$twice") == 1
+
+
+async def test_a_transaction_id_reused_with_a_new_body_is_not_a_repeat(db: Database) -> None:
+    async with transaction(db) as conn:
+        await txn_db.mark_processed(conn, "1", "digest-a")
+
+        assert await txn_db.is_processed(conn, "1", "digest-a")
+        assert not await txn_db.is_processed(conn, "1", "digest-b")
+
+
+async def test_an_expert_is_offered_a_session_once_and_offers_end_once(db: Database) -> None:
+    async with transaction(db) as conn:
+        session_id = await sessions_db.create_session(
+            conn,
+            group_id="billing",
+            agent="@agent:localhost",
+            question="Refund?",
+            preferences={},
+            needed=1,
+            alias_prefix="backline-session-",
+        )
+        added = [await offers_db.add_offer(conn, session_id, "@alice:localhost") for _ in range(2)]
+        ended = [
+            await offers_db.end_offer(conn, session_id, "@alice:localhost", state)
+            for state in ("accepted", "withdrawn")
+        ]
+        offer = await offers_db.get_offer(conn, session_id, "@alice:localhost")
+
+    assert added == [True, False]
+    assert ended == [True, False]
+    assert offer is not None and offer.state == "accepted"
+
+
+async def test_a_session_moves_state_only_from_the_states_named(db: Database) -> None:
+    async with transaction(db) as conn:
+        session_id = await sessions_db.create_session(
+            conn,
+            group_id="billing",
+            agent="@agent:localhost",
+            question="Refund?",
+            preferences={"languages": ["de"]},
+            needed=1,
+            alias_prefix="backline-session-",
+        )
+        claimed = await sessions_db.set_state(conn, session_id, "claimed", only_from=("opening",))
+        again = await sessions_db.set_state(conn, session_id, "claimed", only_from=("opening",))
+        session = await sessions_db.get_session(conn, session_id)
+
+    assert (claimed, again) == (True, False)
+    assert session is not None and session.state == "claimed" and session.claimed_at
+    assert session.preferences == {"languages": ["de"]}
+    assert session.room_alias is not None
+    assert session.room_alias.startswith(f"backline-session-{session_id}-")
