@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from aiohttp import web
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.util.async_db import Database
 
 from .config import Config
@@ -17,7 +18,7 @@ from .matrix.server import AppserviceAPI
 from .matrix.transactions import TransactionHandler
 from .routing.actions import Actions
 from .routing.inbound import Inbound
-from .tasks import cancel_all
+from .tasks import cancel_all, spawn
 from .web.errors import error_middleware
 from .web.health import Health
 
@@ -37,6 +38,7 @@ class Backline:
         self.runner: web.AppRunner | None = None
         self.outbox: OutboxWorker | None = None
         self.actions: Actions | None = None
+        self.ready = asyncio.Event()
 
     async def start(self) -> None:
         """Open the store, listen, register our users, prepare rosters, resume pending work."""
@@ -63,22 +65,45 @@ class Backline:
             extra={"host": self.config.appservice.hostname, "port": self.config.appservice.port},
         )
 
-        await self.matrix.register_users()
-        await asyncio.gather(
-            *(prepare_roster(self.db, self.matrix, self.actions, g) for g in self.config.groups)
-        )
         self.outbox.start()
+        spawn(self._prepare_homeserver(self.db, self.actions), "homeserver setup")
+
+    async def _prepare_homeserver(self, db: Database, actions: Actions) -> None:
+        """Register our users and prepare rosters, retrying while the homeserver is away."""
+        delay = 1.0
+        while True:
+            try:
+                await self.matrix.register_users()
+                await asyncio.gather(
+                    *(prepare_roster(db, self.matrix, actions, g) for g in self.config.groups)
+                )
+                break
+            except (MatrixConnectionError, OSError, TimeoutError) as e:
+                log.warning("Homeserver unreachable (%s); retrying in %.0f s", e, delay)
+            except MatrixRequestError as e:
+                if e.http_status < 500:
+                    raise
+                log.warning("Homeserver failed (%s); retrying in %.0f s", e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60)
+
+        # A ping makes the homeserver deliver at once what it held back while we were down.
         await self.matrix.ping()
-        log.info("Backline started", extra={"groups": len(self.config.groups)})
+        self.ready.set()
+        log.info("Backline ready", extra={"groups": len(self.config.groups)})
 
     async def stop(self) -> None:
         """Stop listening and working; pending work stays stored for the next start."""
         if self.outbox is not None:
             await self.outbox.stop()
+            self.outbox = None
         if self.runner is not None:
             await self.runner.cleanup()
+            self.runner = None
         await cancel_all()
-        await self.matrix.close()
+        if not self.matrix.session.closed:
+            await self.matrix.close()
         if self.db is not None:
             await self.db.stop()
-        log.info("Backline stopped")
+            self.db = None
+            log.info("Backline stopped")

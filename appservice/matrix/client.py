@@ -32,11 +32,14 @@ class MatrixClient:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.session = ClientSession(timeout=ClientTimeout(total=30))
+        # mautrix logs every request body at DEBUG, and bodies carry the conversations.
+        api_log = logging.getLogger("backline.matrix.api")
+        api_log.setLevel(logging.INFO)
         self.api = AppServiceAPI(
             base_url=config.homeserver.address,
             bot_mxid=config.bot_mxid,
             token=config.appservice.as_token,
-            log=logging.getLogger("backline.matrix.api"),  # type: ignore[arg-type]
+            log=api_log,  # type: ignore[arg-type]
             state_store=_StateStore(),
             client_session=self.session,
             default_retry_count=2,

@@ -61,6 +61,7 @@ class Actions:
             "kick": self._kick,
             "open_session": self._open_session,
             "route": self._route_action,
+            "read_presence": self._read_presence_action,
         }
 
     async def execute(self, action: Action) -> None:
@@ -270,6 +271,11 @@ class Actions:
             txn_id=f"backline-settle-{session.id}-{'wait' if waiting else 'offer'}-{offered}",
             ensure_joined=False,
         )
+
+    async def _read_presence_action(self, action: Action) -> None:
+        group = self.config.group(action.payload["group_id"])
+        if group is not None:
+            await self.read_presence(group, [action.payload["user_id"]])
 
     async def refresh_unknown_presence(self, group: GroupConfig) -> None:
         """Read presence from the homeserver for members Backline has heard nothing of."""

@@ -12,6 +12,7 @@ from mautrix.util.async_db import Connection
 
 from ..config import Config, GroupConfig
 from ..db import dm_rooms, events, offers, outbox, sessions
+from ..db import groups as groups_db
 from ..db import presence as presence_db
 from ..db.decisions import record_decision
 from ..db.sessions import Session
@@ -69,6 +70,14 @@ class Inbound:
         session = await sessions.session_by_room(conn, event.room_id)
         if session is not None:
             await self._on_session_member(conn, session, event, target)
+            return
+        roster_of = await groups_db.group_of_roster(conn, event.room_id)
+        if roster_of is not None and event.membership == "join":
+            # Sharing a room makes the expert's presence readable, and it may never change
+            # while they stay online, so read it now rather than wait for an update.
+            await outbox.enqueue(
+                conn, f"roster:{roster_of}", "read_presence", group_id=roster_of, user_id=target
+            )
 
     async def _on_invite(self, conn: Connection, event: RoomEvent, invitee: str) -> None:
         group = self.config.group_for_mxid(invitee)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ async def start_backline(
         app = Backline(config)
         running.append(app)
         await app.start()
+        async with asyncio.timeout(30):
+            await app.ready.wait()
         return RunningBackline(app, config, synapse.appservice_url)
 
     yield start
