@@ -1,0 +1,150 @@
+"""The typed config: frozen dataclasses, the roles and strategies, and the token placeholder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mautrix.types import UserID
+
+from .values import USER_ID_RE
+
+Role = Literal["none", "agent", "manager", "compliance", "admin"]
+ROLES: tuple[Role, ...] = ("none", "agent", "manager", "compliance", "admin")
+Strategy = Literal["broadcast", "first_n", "serial", "round_robin", "least_busy"]
+STRATEGIES: tuple[Strategy, ...] = ("broadcast", "first_n", "serial", "round_robin", "least_busy")
+PRESENCES = ("online", "unavailable", "offline")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# The mautrix convention: the example ships this text and `-g` replaces it.
+PLACEHOLDER_TOKEN = "This value is generated when generating the registration"  # noqa: S105
+GENERATE_HINT = "run `backline -c config.yaml -r registration.yaml -g`"
+
+
+@dataclass(frozen=True, slots=True)
+class HomeserverConfig:
+    """The homeserver Backline is registered with."""
+
+    address: str
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppserviceConfig:
+    """Backline as the homeserver sees it."""
+
+    address: str
+    hostname: str
+    port: int
+    id: str
+    bot_localpart: str
+    bot_displayname: str
+    group_localpart_prefix: str
+    session_alias_prefix: str
+    as_token: str
+    hs_token: str
+    max_body_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    """Where the archive and routing state live."""
+
+    url: str
+    pool_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertConfig:
+    """One expert's settings; the defaults apply to experts not listed."""
+
+    skills: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    max_sessions: int = 3
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """How a group offers a request to its experts."""
+
+    strategy: Strategy = "broadcast"
+    offer_count: int = 3
+    needed: int = 1
+    offer_timeout: float | None = 60.0
+    request_timeout: float = 600.0
+    overflow: str | None = None
+    interrupt_presence: tuple[str, ...] = ("online",)
+    busy_words: tuple[str, ...] = ("busy", "dnd", "do not disturb", "meeting")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """An expert group, shown to agents as one virtual user."""
+
+    id: str
+    displayname: str
+    members: tuple[UserID, ...]
+    agents: tuple[str, ...]
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A bearer token for one customer interaction system."""
+
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """Log level and output format."""
+
+    level: str
+    format: Literal["text", "json"]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole checked config."""
+
+    path: Path | None
+    homeserver: HomeserverConfig
+    appservice: AppserviceConfig
+    database: DatabaseConfig
+    permissions: dict[str, Role]
+    experts: dict[UserID, ExpertConfig]
+    groups: tuple[GroupConfig, ...]
+    api_tokens: tuple[ApiToken, ...]
+    archive_retention: float | None
+    logging: LoggingConfig
+
+    @property
+    def bot_mxid(self) -> UserID:
+        """The directory bot's user ID."""
+        return UserID(f"@{self.appservice.bot_localpart}:{self.homeserver.domain}")
+
+    def group_mxid(self, group_id: str) -> UserID:
+        """The virtual user that stands for a group."""
+        prefix = self.appservice.group_localpart_prefix
+        return UserID(f"@{prefix}{group_id}:{self.homeserver.domain}")
+
+    def group(self, group_id: str) -> GroupConfig | None:
+        """The group with this id, if configured."""
+        return next((group for group in self.groups if group.id == group_id), None)
+
+    def group_for_mxid(self, user_id: str) -> GroupConfig | None:
+        """The configured group whose virtual user this is."""
+        match = USER_ID_RE.fullmatch(user_id)
+        prefix = self.appservice.group_localpart_prefix
+        if not match or match["domain"] != self.homeserver.domain:
+            return None
+        if not match["localpart"].startswith(prefix):
+            return None
+        return self.group(match["localpart"][len(prefix) :])
+
+    def expert(self, user_id: str) -> ExpertConfig:
+        """This expert's settings, or the defaults."""
+        return self.experts.get(UserID(user_id), ExpertConfig())
