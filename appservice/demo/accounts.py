@@ -9,7 +9,7 @@ from typing import Any
 from mautrix.types import UserID
 
 # No look-alikes (0/o, 1/l/i), so a password copied by eye from the terminal works.
-_PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+_UNAMBIGUOUS_CHARACTERS = "abcdefghjkmnpqrstuvwxyz23456789"
 _PASSWORD_GROUPS = 3
 _PASSWORD_GROUP_LENGTH = 4
 
@@ -48,8 +48,8 @@ _PEOPLE = (
     ("alice", "Alice", "expert: Billing experts"),
     ("bob", "Bob", "expert: Billing experts, Technical support"),
     ("carol", "Carol", "expert: Technical support"),
-    ("manager", "Manager", "manager: may see statistics (not available yet)"),
-    ("compliance", "Compliance", "compliance officer: may search the archive (not available yet)"),
+    ("manager", "Manager", "manager: statistics (not available yet)"),
+    ("compliance", "Compliance", "compliance officer: archive search (not available yet)"),
 )
 
 # Skills and languages give `lang:` and `skill:` words in a question something to refer to.
@@ -68,7 +68,7 @@ _EXPERT_PROFILES: dict[str, dict[str, Any]] = {
 def new_password() -> str:
     """A random password like `k7pq-x3ma-9trw`, easy to type from the printout."""
     groups = (
-        "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(_PASSWORD_GROUP_LENGTH))
+        "".join(secrets.choice(_UNAMBIGUOUS_CHARACTERS) for _ in range(_PASSWORD_GROUP_LENGTH))
         for _ in range(_PASSWORD_GROUPS)
     )
     return "-".join(groups)

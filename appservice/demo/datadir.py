@@ -30,18 +30,24 @@ class DemoError(BacklineError):
 
 def prepare_data_dir(data_dir: Path) -> None:
     """Empty a directory the demo made before, or make a new one; refuse anything else."""
-    if data_dir.exists() and not (data_dir / _MARKER).exists():
-        if not data_dir.is_dir() or any(data_dir.iterdir()):
-            raise DemoError(
-                f"{data_dir} exists and was not made by the demo",
-                "choose another directory with --data-dir",
-            )
+    if _holds_other_files(data_dir):
+        raise DemoError(
+            f"{data_dir} exists and was not made by the demo",
+            "choose another directory with --data-dir",
+        )
 
     # Every run starts from nothing: new tokens, new accounts, new passwords.
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     (data_dir / _MARKER).write_text("Made by `python -m appservice.demo`; wiped on each run.\n")
+
+
+def _holds_other_files(data_dir: Path) -> bool:
+    """Whether the path exists, is not empty, and lacks the demo's mark."""
+    if not data_dir.exists() or (data_dir / _MARKER).exists():
+        return False
+    return not data_dir.is_dir() or any(data_dir.iterdir())
 
 
 def demo_config(

@@ -10,7 +10,7 @@ from mautrix.client import Client
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import PresenceState, RoomID, SyncToken, UserID
 
-from ..tasks import spawn
+from ..tasks import TaskSet
 
 log = logging.getLogger("backline.demo.experts")
 
@@ -27,7 +27,7 @@ class DemoExperts:
             user_id: Client(mxid=user_id, base_url=homeserver_url, token=token)
             for user_id, token in tokens.items()
         }
-        self._syncing: list[asyncio.Task[None]] = []
+        self._syncing = TaskSet()
 
     async def join_rosters(self, rosters: Mapping[UserID, Sequence[RoomID]]) -> None:
         """Join each expert to the roster rooms of their groups, as they would once by hand.
@@ -44,14 +44,11 @@ class DemoExperts:
     def keep_online(self) -> None:
         """Sync every expert continuously, so the homeserver shows them online."""
         for user_id, client in self.clients.items():
-            self._syncing.append(spawn(_sync_forever(client), f"demo sync {user_id}"))
+            self._syncing.spawn(_sync_forever(client), f"demo sync {user_id}")
 
     async def stop(self) -> None:
         """Stop syncing and close every client's HTTP session."""
-        for task in self._syncing:
-            task.cancel()
-        await asyncio.gather(*self._syncing, return_exceptions=True)
-        self._syncing.clear()
+        await self._syncing.cancel_all()
         for client in self.clients.values():
             await client.api.session.close()
 

@@ -84,6 +84,10 @@ class SynapseServer:
     _process: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
     _log_file: IO[bytes] | None = field(default=None, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        # Synapse runs with data_dir as its working directory: relative paths would resolve twice.
+        self.data_dir = self.data_dir.resolve()
+
     @property
     def url(self) -> str:
         """Base URL of the client-server API."""
