@@ -53,6 +53,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # mautrix logs every request body at DEBUG, which would leak messages and tokens.
+    # mautrix logs every request body at DEBUG, which would leak messages.
     logging.getLogger("mau").setLevel(max(logging.INFO, logging.getLevelName(level)))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -99,6 +99,24 @@ class ApiToken:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveConfig:
+    """How long the archive keeps sessions, and whether it keeps files too."""
+
+    retention: float | None  # seconds; None keeps everything
+    purge_interval: float  # seconds between retention runs
+    media: Literal["reference", "store"]
+    media_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The archive web page's sign-in sessions."""
+
+    session_lifetime: float  # seconds
+    secure_cookies: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Log level and output format."""
 
@@ -118,7 +136,8 @@ class Config:
     experts: dict[UserID, ExpertConfig]
     groups: tuple[GroupConfig, ...]
     api_tokens: tuple[ApiToken, ...]
-    archive_retention: float | None
+    archive: ArchiveConfig
+    web: WebConfig
     logging: LoggingConfig
 
     @property

@@ -18,10 +18,12 @@ from .model import (
     STRATEGIES,
     ApiToken,
     AppserviceConfig,
+    ArchiveConfig,
     Config,
     DatabaseConfig,
     ExpertConfig,
     GroupConfig,
+    WebConfig,
     HomeserverConfig,
     LoggingConfig,
     Role,
@@ -47,6 +49,7 @@ _SECTIONS = (
     "groups",
     "api",
     "archive",
+    "web",
     "logging",
 )
 
@@ -74,7 +77,8 @@ def read_config(
         experts=_experts(reader, merged.get("experts")),
         groups=_groups(reader, merged.get("groups")),
         api_tokens=_api_tokens(reader, merged.get("api")),
-        archive_retention=_archive_retention(reader, merged.get("archive")),
+        archive=_archive(reader, merged.get("archive"), path),
+        web=_web(reader, merged.get("web")),
         logging=_logging(reader, merged.get("logging")),
     )
     _check_namespaces(reader, config)
@@ -303,13 +307,37 @@ def _api_token(reader: Reader, value: Any, key: str) -> ApiToken:
     return ApiToken(name=reader.string(section.get("name"), f"{key}.name"), token=token)
 
 
-def _archive_retention(reader: Reader, value: Any) -> float | None:
+def _archive(reader: Reader, value: Any, path: Path | None) -> ArchiveConfig:
     section = reader.mapping(value, "archive")
-    reader.unknown_keys(section, "archive", ("retention",))
+    reader.unknown_keys(section, "archive", ArchiveConfig.__slots__)
     retention = section.get("retention")
-    if retention == "forever":
-        return None
-    return reader.duration(retention, "archive.retention", optional=True)
+    media_path = Path(reader.string(section.get("media_path"), "archive.media_path") or ".")
+    if not media_path.is_absolute() and path is not None:
+        # Relative to the config file, like the SQLite path a deployment keeps beside it.
+        media_path = path.parent / media_path
+    return ArchiveConfig(
+        retention=None
+        if retention == "forever"
+        else reader.duration(retention, "archive.retention", optional=True),
+        purge_interval=reader.duration(section.get("purge_interval"), "archive.purge_interval")
+        or 3600.0,
+        media=reader.choice(section.get("media"), "archive.media", ("reference", "store")),
+        media_path=media_path,
+    )
+
+
+def _web(reader: Reader, value: Any) -> WebConfig:
+    section = reader.mapping(value, "web")
+    reader.unknown_keys(section, "web", WebConfig.__slots__)
+    secure = section.get("secure_cookies")
+    if not isinstance(secure, bool):
+        reader.problem("web.secure_cookies", f"is {show(secure)}", "true or false")
+        secure = True
+    return WebConfig(
+        session_lifetime=reader.duration(section.get("session_lifetime"), "web.session_lifetime")
+        or 28800.0,
+        secure_cookies=secure,
+    )
 
 
 def _logging(reader: Reader, value: Any) -> LoggingConfig:

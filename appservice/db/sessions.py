@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from mautrix.util.async_db import Connection
@@ -19,7 +19,8 @@ ROUTABLE_STATES: tuple[SessionState, ...] = ("opening", "offering", "waiting")
 
 _COLUMNS = (
     "id, group_id, agent, dm_room_id, request_event_id, room_id, room_alias, question,"
-    " preferences, state, needed, created_at, claimed_at, closed_at, closed_by"
+    " preferences, state, needed, created_at, claimed_at, closed_at, closed_by, channel,"
+    " reference, customer"
 )
 
 
@@ -42,7 +43,9 @@ class Session:
     claimed_at: int | None = None
     closed_at: int | None = None
     closed_by: str | None = None
-    claimed_by: list[str] = field(default_factory=list)
+    channel: str | None = None
+    reference: str | None = None
+    customer: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -76,6 +79,9 @@ def _from_row(row: Any) -> Session:
         claimed_at=row["claimed_at"],
         closed_at=row["closed_at"],
         closed_by=row["closed_by"],
+        channel=row["channel"],
+        reference=row["reference"],
+        customer=row["customer"],
     )
 
 

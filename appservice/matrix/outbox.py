@@ -12,7 +12,7 @@ from mautrix.util.async_db import Database
 from ..db import connection
 from ..db import outbox
 from ..db.outbox import Action
-from ..tasks import spawn
+from ..tasks import TaskSet
 
 log = logging.getLogger("backline.outbox")
 
@@ -33,9 +33,10 @@ def is_transient(error: BaseException) -> bool:
 class OutboxWorker:
     """Runs pending outbox actions; woken after every commit that may have added some."""
 
-    def __init__(self, db: Database, execute: Executor) -> None:
+    def __init__(self, db: Database, execute: Executor, tasks: TaskSet) -> None:
         self.db = db
         self.execute = execute
+        self.tasks = tasks
         self._wakeup = asyncio.Event()
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
@@ -43,7 +44,7 @@ class OutboxWorker:
 
     def start(self) -> None:
         """Begin working, starting with whatever a previous run left pending."""
-        self._task = spawn(self._run(), "outbox")
+        self._task = self.tasks.spawn(self._run(), "outbox")
         self.wake()
 
     def wake(self) -> None:
@@ -76,7 +77,7 @@ class OutboxWorker:
                 continue
             for lane in dict.fromkeys(action.lane for action in actions):
                 if lane not in self._lanes:
-                    self._lanes[lane] = spawn(self._run_lane(lane), f"outbox {lane}")
+                    self._lanes[lane] = self.tasks.spawn(self._run_lane(lane), f"outbox {lane}")
             if not actions and not self._lanes:
                 self._idle.set()
 

@@ -17,7 +17,7 @@ from mautrix.util.async_db import Database
 
 from ..db import transaction
 from ..db import transactions
-from ..db.events import store_event
+from ..db.events import store_events
 from ..errors import BacklineError
 from ..routing.inbound import Inbound
 from .events import parse_presence, parse_room_event
@@ -65,19 +65,22 @@ class TransactionHandler:
         room_events, ephemeral = parse_body(body)
         digest = hashlib.sha256(body).hexdigest()
 
-        new_events = 0
         async with self.state_lock, transaction(self.db) as conn:
             if await transactions.is_processed(conn, txn_id, digest):
                 log.debug("Transaction %s seen before", txn_id)
                 return 0
+            parsed = {}
             for raw in room_events:
                 event = parse_room_event(raw)
                 if event is None:
-                    log.warning("Skipping malformed event", extra={"txn_id": txn_id})
-                    continue
-                if await store_event(conn, raw):
-                    new_events += 1
-                    await self.inbound.handle(conn, event)
+                    log.warning("Skipping a malformed event", extra={"txn_id": txn_id})
+                else:
+                    parsed[event.event_id] = (raw, event)
+            fresh = await store_events(conn, [raw for raw, _ in parsed.values()])
+            await self.inbound.handle_batch(
+                conn, [(parsed[raw["event_id"]][1], raw) for raw in fresh]
+            )
+            new_events = len(fresh)
             for raw in ephemeral:
                 update = parse_presence(raw)
                 if update is not None:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from mautrix.errors import MatrixRequestError, MRoomInUse
-from mautrix.types import EventType, RoomAlias, RoomCreatePreset, RoomID, UserID
+from mautrix.types import ContentURI, EventType, RoomAlias, RoomCreatePreset, RoomID, UserID
 from mautrix.util.async_db import Database
 
 from ..db import connection, transaction
@@ -18,6 +18,7 @@ from ..db.decisions import record_decision
 from ..db.outbox import Action
 from ..db.sessions import Session
 from ..matrix.client import MatrixClient
+from ..archive.media import store_media_file
 from . import texts
 from .availability import available_experts
 
@@ -62,6 +63,7 @@ class Actions:
             "open_session": self._open_session,
             "route": self._route_action,
             "read_presence": self._read_presence_action,
+            "fetch_media": self._fetch_media,
         }
 
     async def execute(self, action: Action) -> None:
@@ -196,6 +198,11 @@ class Actions:
             )
             for expert in choice.offer:
                 await offers.add_offer(conn, session_id, expert)
+            if choice.offer:
+                # Offering from the moment the offers exist, before any invite can arrive.
+                await sessions.set_state(
+                    conn, session_id, "offering", only_from=("opening", "waiting")
+                )
             unsent = [o.expert for o in existing if o.state == "pending"]
             live = [o.expert for o in existing if o.state in offers.LIVE_STATES]
             summary = f"offered to {len(choice.offer)}, skipped {len(choice.skipped)}"
@@ -271,6 +278,14 @@ class Actions:
             txn_id=f"backline-settle-{session.id}-{'wait' if waiting else 'offer'}-{offered}",
             ensure_joined=False,
         )
+
+    async def _fetch_media(self, action: Action) -> None:
+        """Keep a copy of a file sent in a session, named by its SHA-256, beside the archive."""
+        mxc = action.payload["mxc"]
+        data = await self.matrix.bot.download_media(ContentURI(mxc))
+        digest = await asyncio.to_thread(store_media_file, self.config.archive.media_path, data)
+        async with transaction(self.db) as conn:
+            await events.media_stored(conn, mxc, digest, len(data))
 
     async def _read_presence_action(self, action: Action) -> None:
         group = self.config.group(action.payload["group_id"])

@@ -1,4 +1,5 @@
--- v1: transactions, archived events, DM rooms, sessions, offers, presence, outbox.
+-- v1: transactions, the archive (events in per-room hash chains, search, media, holds,
+-- access log), DM rooms, sessions, offers, routing decisions, presence, outbox.
 
 CREATE TABLE appservice_txn (
     txn_id      TEXT PRIMARY KEY,
@@ -16,9 +17,14 @@ CREATE TABLE room_event (
     origin_ts BIGINT NOT NULL,
     session_id  BIGINT,
     event_json  TEXT NOT NULL,
-    received_at BIGINT NOT NULL
+    received_at BIGINT NOT NULL,
+    chain_index BIGINT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    redacted_by TEXT,
+    redacted_at BIGINT
 );
-CREATE INDEX room_event_room ON room_event (room_id, seq);
+CREATE UNIQUE INDEX room_event_chain ON room_event (room_id, chain_index);
 CREATE INDEX room_event_session ON room_event (session_id, seq);
 
 CREATE TABLE group_state (
@@ -44,6 +50,9 @@ CREATE TABLE session (
     room_id          TEXT UNIQUE,
     room_alias       TEXT UNIQUE,
     question         TEXT NOT NULL,
+    channel          TEXT,
+    reference        TEXT,
+    customer         TEXT,
     preferences      TEXT NOT NULL,
     state            TEXT NOT NULL,
     needed           INTEGER NOT NULL,
@@ -94,3 +103,61 @@ CREATE TABLE outbox (
     error      TEXT
 );
 CREATE INDEX outbox_pending ON outbox (id) WHERE done_at IS NULL;
+
+-- The tip of each room's hash chain, and how far retention has purged it: the first kept
+-- row must then link to purged_hash instead of the genesis hash.
+CREATE TABLE room_chain (
+    room_id        TEXT PRIMARY KEY,
+    last_index     BIGINT NOT NULL,
+    last_hash      TEXT NOT NULL,
+    purged_through BIGINT,
+    purged_hash    TEXT
+);
+
+CREATE TABLE archive_media (
+    mxc          TEXT PRIMARY KEY,
+    content_type TEXT,
+    filename     TEXT,
+    size         BIGINT,
+    sha256       TEXT,
+    stored_at    BIGINT,
+    error        TEXT
+);
+
+CREATE TABLE legal_hold (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    released_by TEXT,
+    released_at BIGINT
+);
+
+CREATE TABLE archive_access (
+    id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      BIGINT NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+
+CREATE TABLE web_session (
+    token_sha256 TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL,
+    csrf_token   TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+
+-- Searchable text of messages (the newest version for edits), with a GIN-indexed tsvector.
+-- The 'simple' configuration neither stems nor drops stop words: contact centres write in
+-- many languages, and compliance searches for exact words.
+CREATE TABLE message_text (
+    seq  BIGINT PRIMARY KEY REFERENCES room_event (seq) ON DELETE CASCADE,
+    body TEXT NOT NULL,
+    tsv  tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED
+);
+CREATE INDEX message_text_tsv ON message_text USING GIN (tsv);

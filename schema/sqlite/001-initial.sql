@@ -1,4 +1,5 @@
--- v1: transactions, archived events, DM rooms, sessions, offers, presence, outbox.
+-- v1: transactions, the archive (events in per-room hash chains, search, media, holds,
+-- access log), DM rooms, sessions, offers, routing decisions, presence, outbox.
 
 CREATE TABLE appservice_txn (
     txn_id      TEXT PRIMARY KEY,
@@ -16,9 +17,14 @@ CREATE TABLE room_event (
     origin_ts   INTEGER NOT NULL,
     session_id  INTEGER,
     event_json  TEXT NOT NULL,
-    received_at INTEGER NOT NULL
+    received_at INTEGER NOT NULL,
+    chain_index INTEGER NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    redacted_by TEXT,
+    redacted_at INTEGER
 );
-CREATE INDEX room_event_room ON room_event (room_id, seq);
+CREATE UNIQUE INDEX room_event_chain ON room_event (room_id, chain_index);
 CREATE INDEX room_event_session ON room_event (session_id, seq);
 
 CREATE TABLE group_state (
@@ -44,6 +50,9 @@ CREATE TABLE session (
     room_id          TEXT UNIQUE,
     room_alias       TEXT UNIQUE,
     question         TEXT NOT NULL,
+    channel          TEXT,
+    reference        TEXT,
+    customer         TEXT,
     preferences      TEXT NOT NULL,
     state            TEXT NOT NULL,
     needed           INTEGER NOT NULL,
@@ -94,3 +103,66 @@ CREATE TABLE outbox (
     error      TEXT
 );
 CREATE INDEX outbox_pending ON outbox (id) WHERE done_at IS NULL;
+
+-- The tip of each room's hash chain, and how far retention has purged it: the first kept
+-- row must then link to purged_hash instead of the genesis hash.
+CREATE TABLE room_chain (
+    room_id        TEXT PRIMARY KEY,
+    last_index     INTEGER NOT NULL,
+    last_hash      TEXT NOT NULL,
+    purged_through INTEGER,
+    purged_hash    TEXT
+);
+
+CREATE TABLE archive_media (
+    mxc          TEXT PRIMARY KEY,
+    content_type TEXT,
+    filename     TEXT,
+    size         INTEGER,
+    sha256       TEXT,
+    stored_at    INTEGER,
+    error        TEXT
+);
+
+CREATE TABLE legal_hold (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    released_by TEXT,
+    released_at INTEGER
+);
+
+CREATE TABLE archive_access (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+
+CREATE TABLE web_session (
+    token_sha256 TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL,
+    csrf_token   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+);
+
+-- Searchable text of messages (the newest version for edits), indexed by FTS5.
+CREATE TABLE message_text (
+    seq  INTEGER PRIMARY KEY REFERENCES room_event (seq) ON DELETE CASCADE,
+    body TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE message_fts USING fts5 (
+    body, content='message_text', content_rowid='seq', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER message_text_insert AFTER INSERT ON message_text BEGIN
+    INSERT INTO message_fts (rowid, body) VALUES (new.seq, new.body);
+END;
+CREATE TRIGGER message_text_delete AFTER DELETE ON message_text BEGIN
+    INSERT INTO message_fts (message_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+END;

@@ -45,6 +45,7 @@ class BacklineFactory(Protocol):
         *,
         experts: dict[str, Any] | None = None,
         permissions: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> RunningBackline: ...
 
 
@@ -57,7 +58,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 async def start_backline(
-    synapse: SynapseWithAppservice, database_url: str
+    synapse: SynapseWithAppservice, database_url: str, tmp_path: Path
 ) -> AsyncIterator[BacklineFactory]:
     """Start Backline with the given groups; stopped after the test."""
     running: list[Backline] = []
@@ -67,7 +68,9 @@ async def start_backline(
         *,
         experts: dict[str, Any] | None = None,
         permissions: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> RunningBackline:
+        """Start Backline; `extra` sections (e.g. archive, web) are merged into the config."""
         config = config_from_dict(
             {
                 "homeserver": {"address": synapse.url, "domain": synapse.server_name},
@@ -82,6 +85,12 @@ async def start_backline(
                 "permissions": permissions or {"*": "none", synapse.server_name: "agent"},
                 "experts": experts or {},
                 "groups": groups,
+                **(extra or {}),
+                # Stored files go to the test's own folder, never the working directory.
+                "archive": {
+                    "media_path": str(tmp_path / "archive-media"),
+                    **(extra or {}).get("archive", {}),
+                },
             }
         )
         app = Backline(config)

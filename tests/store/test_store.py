@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from mautrix.util.async_db import Database
@@ -15,10 +13,15 @@ from appservice.db import sessions as sessions_db
 from appservice.db import transactions as txn_db
 from appservice.db.database import build_upgrade_table
 from appservice.errors import DatabaseError
-from tests.databases import ENGINES, fresh_database
 
 TABLES = {
     "appservice_txn",
+    "room_chain",
+    "message_text",
+    "archive_media",
+    "legal_hold",
+    "archive_access",
+    "web_session",
     "room_event",
     "group_state",
     "dm_room",
@@ -28,19 +31,6 @@ TABLES = {
     "presence",
     "outbox",
 }
-
-
-@pytest.fixture(params=ENGINES)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await open_database(database_url)
-    yield database
-    await database.stop()
 
 
 def event(event_id: str) -> dict[str, object]:
@@ -64,7 +54,7 @@ async def test_migrations_from_empty_create_every_table(db: Database) -> None:
 async def test_reopening_an_up_to_date_database_keeps_its_data(database_url: str) -> None:
     first = await open_database(database_url)
     async with transaction(first) as conn:
-        await events_db.store_event(conn, event("$kept"))
+        await events_db.store_events(conn, [event("$kept")])
     await first.stop()
 
     second = await open_database(database_url)
@@ -94,10 +84,11 @@ async def test_a_database_owned_by_another_program_is_refused(database_url: str)
 
 async def test_an_event_delivered_twice_is_stored_once(db: Database) -> None:
     async with transaction(db) as conn:
-        first = await events_db.store_event(conn, event("$twice"))
-        second = await events_db.store_event(conn, event("$twice"))
+        first = await events_db.store_events(conn, [event("$twice"), event("$twice")])
+        second = await events_db.store_events(conn, [event("$twice")])
 
-        assert (first, second) == (True, False)
+        assert [e["event_id"] for e in first] == ["$twice"]
+        assert second == []
         assert await events_db.count_events(conn, "$twice") == 1
 
 

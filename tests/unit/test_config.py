@@ -46,7 +46,7 @@ def test_example_loads_once_tokens_are_set(tmp_path: Path) -> None:
     assert config.groups[0].routing.offer_timeout == 60
     assert config.groups[0].routing.request_timeout == 600
     assert config.appservice.max_body_size == 8 * 1024 * 1024
-    assert config.archive_retention == 365 * 86400
+    assert config.archive.retention == 365 * 86400
 
 
 def test_many_problems_are_reported_together_with_their_keys() -> None:

@@ -1,0 +1,1 @@
+"""The compliance archive: tamper-evident storage, search, transcripts, retention."""

@@ -1,0 +1,250 @@
+"""The archive on SQLite and PostgreSQL: chains, search, transcripts, retention."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pytest
+from mautrix.util.async_db import Database
+
+from appservice.archive.holds import list_holds, place_hold, release_hold
+from appservice.archive.access import read_access_log
+from appservice.archive.retention import purge_expired
+from appservice.archive.search import SearchError, SearchFilters, SearchPage, search_archive
+from appservice.archive.transcript import export_json, load_transcript
+from appservice.archive.verify import verify_archive
+from appservice.db import events as events_db
+from appservice.db import transaction
+from tests.store.archive_data import BASE_TS, archived_session, edit, message, redaction
+
+DAY = 86_400_000
+
+
+async def test_an_untouched_archive_verifies(db: Database) -> None:
+    async with transaction(db) as conn:
+        await archived_session(conn, messages=["one", "two", "three"])
+        await archived_session(conn, messages=["four"])
+
+        report = await verify_archive(conn)
+
+    assert report.ok and report.rooms == 2 and report.events == 4
+
+
+async def test_an_altered_row_is_named_as_the_broken_link(db: Database) -> None:
+    async with transaction(db) as conn:
+        _, room, events = await archived_session(conn, messages=["pay 10 EUR", "done", "thanks"])
+        await conn.execute(
+            "UPDATE room_event SET event_json = REPLACE(event_json, '10 EUR', '1000 EUR')"
+            " WHERE event_id = $1",
+            events[0]["event_id"],
+        )
+
+        report = await verify_archive(conn)
+
+    assert not report.ok
+    first = report.breaks[0]
+    assert (first.room_id, first.chain_index, first.event_id) == (room, 0, events[0]["event_id"])
+    assert "altered" in first.problem
+
+
+async def test_a_deleted_row_and_a_deleted_tail_are_caught(db: Database) -> None:
+    async with transaction(db) as conn:
+        _, _, events = await archived_session(conn, messages=["a", "b", "c", "d"])
+        await conn.execute("DELETE FROM room_event WHERE event_id = $1", events[1]["event_id"])
+        await conn.execute("DELETE FROM room_event WHERE event_id = $1", events[3]["event_id"])
+
+        report = await verify_archive(conn)
+
+    problems = [b.problem for b in report.breaks]
+    assert problems[0] == "link 1 is missing (next is 2)"
+    assert problems[-1] == "chain ends at link 2, but 3 were written"
+
+
+async def test_verify_of_one_session_checks_only_its_chains(db: Database) -> None:
+    async with transaction(db) as conn:
+        kept, _, _ = await archived_session(conn, messages=["fine"])
+        _, _, events = await archived_session(conn, messages=["broken"])
+        await conn.execute(
+            "UPDATE room_event SET sender = '@mallory:localhost' WHERE event_id = $1",
+            events[0]["event_id"],
+        )
+
+        assert (await verify_archive(conn, kept)).ok
+        assert "sender" in (await verify_archive(conn)).breaks[0].problem
+
+
+async def test_search_finds_words_and_phrases_newest_first_with_marked_snippets(
+    db: Database,
+) -> None:
+    async with transaction(db) as conn:
+        await archived_session(conn, messages=["The refund policy changed", "ok"])
+        await archived_session(conn, messages=["policy on refunds", "refund policy again"])
+
+        words = await search_archive(conn, "refund policy", SearchFilters())
+        phrase = await search_archive(conn, '"refund policy"', SearchFilters())
+        excluded = await search_archive(conn, "policy -again", SearchFilters())
+
+    assert [h.snippet for h in phrase.hits] == [
+        "<mark>refund</mark> <mark>policy</mark> again",
+        "The <mark>refund</mark> <mark>policy</mark> changed",
+    ]
+    assert len(words.hits) == 2
+    assert {h.snippet for h in excluded.hits} == {
+        "The refund <mark>policy</mark> changed",
+        "<mark>policy</mark> on refunds",
+    }
+
+
+async def test_search_filters_by_group_agent_expert_and_time(db: Database) -> None:
+    async with transaction(db) as conn:
+        await archived_session(conn, group="billing", messages=["invoice question"])
+        await archived_session(
+            conn,
+            group="tech",
+            agent="@other:localhost",
+            expert="@bob:localhost",
+            messages=["invoice from tech"],
+            start=BASE_TS + 10 * DAY,
+        )
+
+        async def search(**filters: Any) -> SearchPage:
+            return await search_archive(conn, "invoice", SearchFilters(**filters))
+
+        by_group = await search(group="tech")
+        by_agent = await search(agent="@agent:localhost")
+        by_expert = await search(expert="@bob:localhost")
+        by_time = await search(since=BASE_TS + DAY, until=BASE_TS + 20 * DAY)
+
+    assert [h.group for h in by_group.hits] == ["tech"]
+    assert [h.group for h in by_agent.hits] == ["billing"]
+    assert [h.experts for h in by_expert.hits] == [["@bob:localhost"]]
+    assert [h.group for h in by_time.hits] == ["tech"]
+
+
+async def test_pages_follow_each_other_without_gaps_or_repeats(db: Database) -> None:
+    async with transaction(db) as conn:
+        for n in range(7):
+            await archived_session(conn, messages=[f"status report {n}"])
+        seen: list[str | None] = []
+        cursor = None
+        while True:
+            page = await search_archive(conn, "report", SearchFilters(), cursor, limit=3)
+            seen += [hit.event_id for hit in page.hits]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+
+    assert len(seen) == 7 and len(set(seen)) == 7
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        "*",
+        "NEAR(",
+        "') OR 1=1 --",
+        "<script>alert(1)</script>",
+        "a" * 10_000,
+        "\x00",
+        "ÄÖÜ 日本語",
+        "-",
+        "OR OR",
+        "col:value",
+        "^term",
+    ],
+)
+async def test_hostile_queries_answer_without_error(db: Database, query: str) -> None:
+    async with transaction(db) as conn:
+        await archived_session(conn, messages=["<script>alert(1)</script> and more"])
+
+        page = await search_archive(conn, query, SearchFilters())
+
+    for hit in page.hits:
+        assert "<script>" not in hit.snippet
+
+
+async def test_snippets_escape_markup_before_marking_matches(db: Database) -> None:
+    async with transaction(db) as conn:
+        await archived_session(conn, messages=['<img src=x onerror="alert(1)"> refund'])
+
+        page = await search_archive(conn, "refund", SearchFilters())
+
+    snippet = page.hits[0].snippet
+    assert snippet == html.escape('<img src=x onerror="alert(1)"> ') + "<mark>refund</mark>"
+
+
+async def test_a_forged_cursor_is_refused(db: Database) -> None:
+    async with transaction(db) as conn:
+        with pytest.raises(SearchError):
+            await search_archive(conn, "x", SearchFilters(), cursor="not-a-cursor")
+
+
+async def test_transcript_applies_edits_and_marks_redactions(db: Database) -> None:
+    async with transaction(db) as conn:
+        session_id, room, events = await archived_session(conn, messages=["Refund 10", "secret"])
+        first, second = events
+        await events_db.store_events(
+            conn,
+            [
+                edit(first, "Refund 20", BASE_TS + 5000),
+                redaction(second, "@alice:localhost", BASE_TS + 6000, "posted by mistake"),
+                message(room, "@alice:localhost", "after", BASE_TS + 7000),
+            ],
+        )
+
+        transcript = await load_transcript(conn, session_id)
+
+    assert transcript is not None
+    shown = [(e.kind, e.body) for e in transcript.entries]
+    assert shown == [("message", "Refund 20"), ("message", "secret"), ("message", "after")]
+    edited, redacted = transcript.entries[0], transcript.entries[1]
+    assert edited.edited and [v["body"] for v in edited.versions] == ["Refund 10", "Refund 20"]
+    assert redacted.redacted and redacted.redacted_by is not None
+    assert redacted.redaction_reason == "posted by mistake"
+    exported = export_json(transcript)["events"]
+    assert len(exported) == 5
+    assert exported[0]["replaced_by"] == exported[2]["event_id"]
+    assert exported[2]["edit_of"] == first["event_id"]
+    assert exported[1]["redacted"] is True
+
+
+async def test_retention_purges_old_sessions_but_not_held_ones(db: Database) -> None:
+    async with transaction(db) as conn:
+        old, _, _ = await archived_session(conn, messages=["old news"])
+        held, _, _ = await archived_session(conn, agent="@vip:localhost", messages=["held"])
+        recent, _, _ = await archived_session(conn, messages=["fresh"], start=BASE_TS + 30 * DAY)
+        await conn.execute("UPDATE session SET closed_at = $1", BASE_TS + DAY)
+        await conn.execute(
+            "UPDATE session SET closed_at = $1 WHERE id = $2", BASE_TS + 31 * DAY, recent
+        )
+        await place_hold(conn, "agent", "@vip:localhost", "litigation", "@carol:localhost")
+
+        report = await purge_expired(conn, cutoff=BASE_TS + 10 * DAY)
+
+        assert report.sessions == [old] and report.events == 1
+        assert await load_transcript(conn, old) is None
+        assert await load_transcript(conn, held) is not None
+        assert await load_transcript(conn, recent) is not None
+        assert (await verify_archive(conn)).ok
+        log = await read_access_log(conn)
+        assert [e.action for e in log[:2]] == ["purge", "hold"]
+        assert log[0].details["sessions"] == [old]
+
+
+async def test_a_released_hold_no_longer_protects(db: Database) -> None:
+    async with transaction(db) as conn:
+        session_id, _, _ = await archived_session(conn, messages=["x"])
+        await conn.execute("UPDATE session SET closed_at = $1", BASE_TS)
+        hold = await place_hold(conn, "session", str(session_id), "audit", "@carol:localhost")
+
+        kept = await purge_expired(conn, cutoff=BASE_TS + DAY)
+        released = await release_hold(conn, hold.id, "@carol:localhost")
+        purged = await purge_expired(conn, cutoff=BASE_TS + DAY)
+
+        assert kept.sessions == [] and purged.sessions == [session_id]
+        assert released is not None and released.released_by == "@carol:localhost"
+        assert await release_hold(conn, hold.id, "@carol:localhost") is None
+        assert await list_holds(conn) == []
+        assert len(await list_holds(conn, include_released=True)) == 1
