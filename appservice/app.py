@@ -18,9 +18,14 @@ from .matrix.server import AppserviceAPI
 from .matrix.transactions import TransactionHandler
 from .routing.actions import Actions
 from .routing.inbound import Inbound
-from .tasks import cancel_all, spawn
+from .archive.retention import RetentionJob
+from .tasks import TaskSet
+from .web.api_archive import ArchiveAPI
+from .web.auth import TokenAuthenticator
 from .web.errors import error_middleware
 from .web.health import Health
+from .web.pages import ArchivePages
+from .web.security import security_headers
 
 log = logging.getLogger("backline")
 
@@ -39,21 +44,26 @@ class Backline:
         self.outbox: OutboxWorker | None = None
         self.actions: Actions | None = None
         self.ready = asyncio.Event()
+        self.tasks = TaskSet()
 
     async def start(self) -> None:
         """Open the store, listen, register our users, prepare rosters, resume pending work."""
         self.db = await open_database(self.config.database.url, self.config.database.pool_size)
         self.actions = Actions(self.config, self.db, self.matrix, self.state_lock)
-        self.outbox = OutboxWorker(self.db, self.actions.execute)
+        self.outbox = OutboxWorker(self.db, self.actions.execute, self.tasks)
         inbound = Inbound(self.config)
         transactions = TransactionHandler(self.db, inbound, self.state_lock, self.outbox.wake)
 
         app = web.Application(
             client_max_size=self.config.appservice.max_body_size,
-            middlewares=[error_middleware],
+            # Outermost first: page answers get their security headers, errors included.
+            middlewares=[security_headers, error_middleware],
         )
         AppserviceAPI(self.config, transactions, self.matrix).add_routes(app)
         Health(self.db, self.matrix).add_routes(app)
+        ArchivePages(self.config, self.db, self.matrix.session).add_routes(app)
+        archive_auth = TokenAuthenticator(self.config, self.matrix.session)
+        ArchiveAPI(self.config, self.db, archive_auth).add_routes(app)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(
@@ -66,7 +76,21 @@ class Backline:
         )
 
         self.outbox.start()
-        spawn(self._prepare_homeserver(self.db, self.actions), "homeserver setup")
+        self.tasks.spawn(self._prepare_homeserver(self.db, self.actions), "homeserver setup")
+        archive = self.config.archive
+        if archive.retention is not None:
+            job = RetentionJob(
+                self.db, archive.retention, archive.purge_interval, archive.media_path
+            )
+            self.tasks.spawn(job.run_forever(), "retention")
+        for group in self.config.groups:
+            if group.routing.strategy != "broadcast":
+                # TODO(issue 3 lands): route by the configured strategy instead of broadcasting.
+                log.warning(
+                    "Group %s asks for strategy %s, which is not built yet; broadcasting",
+                    group.id,
+                    group.routing.strategy,
+                )
 
     async def _prepare_homeserver(self, db: Database, actions: Actions) -> None:
         """Register our users and prepare rosters, retrying while the homeserver is away."""
@@ -100,7 +124,7 @@ class Backline:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        await cancel_all()
+        await self.tasks.cancel_all()
         if not self.matrix.session.closed:
             await self.matrix.close()
         if self.db is not None:
