@@ -7,17 +7,21 @@ with the decision and runs after it. So a crash never leaves a decision without 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from mautrix.util.async_db import Connection
 
+from ..archive.chat import search_reply
+from ..archive.describe import media_of
 from ..config import Config, GroupConfig
 from ..db import dm_rooms, events, offers, outbox, sessions
 from ..db import groups as groups_db
+from ..db import rooms as rooms_db
 from ..db import presence as presence_db
 from ..db.decisions import record_decision
 from ..db.sessions import Session
 from ..matrix.events import PresenceUpdate, RoomEvent
-from ..permissions import askable_groups, may_ask, role_for
+from ..permissions import askable_groups, can_search_archive, may_ask, role_for
 from . import texts
 from .availability import available_experts
 from .candidates import skip_reason
@@ -45,8 +49,28 @@ class Inbound:
     def is_ours(self, user_id: str) -> bool:
         return user_id == self.config.bot_mxid or self.config.group_for_mxid(user_id) is not None
 
-    async def handle(self, conn: Connection, event: RoomEvent) -> None:
+    async def handle_batch(
+        self, conn: Connection, batch: list[tuple[RoomEvent, dict[str, Any]]]
+    ) -> None:
+        """Act on a transaction's newly stored events, in order.
+
+        Messages only matter in session and DM rooms; one query finds which rooms of the batch
+        those are, so a busy homeserver's other traffic costs no lookups per event.
+        """
+        rooms = list({event.room_id for event, _ in batch})
+        known = await rooms_db.rooms_with_sessions_or_dms(conn, rooms) if rooms else set()
+        for event, raw in batch:
+            if event.type == "m.room.message" and event.room_id not in known:
+                continue
+            await self.handle(conn, event, raw)
+            if event.type == "m.room.member":
+                # An invite in this batch may just have made the room a DM.
+                known.add(event.room_id)
+
+    async def handle(self, conn: Connection, event: RoomEvent, raw: dict[str, Any]) -> None:
         """Act on one newly stored event."""
+        if self.config.archive.media == "store" and (file := media_of(raw)):
+            await outbox.enqueue(conn, "media", "fetch_media", mxc=file["mxc"])
         if self.is_ours(event.sender):
             return
         if event.type == "m.room.member":
@@ -94,7 +118,7 @@ class Inbound:
         if allowed:
             await dm_rooms.upsert_dm(conn, event.room_id, group_id, event.sender, "joining")
             await outbox.enqueue(conn, lane, "join_dm", room_id=event.room_id, user_id=invitee)
-            text = texts.greeting(group) if group else texts.BOT_HELP
+            text = texts.greeting(group) if group else self._bot_help(event.sender)
             await self.notice(conn, lane, event.room_id, invitee, text)
             log.info("Accepting DM", extra={"room_id": event.room_id, "group": group_id})
         else:
@@ -207,13 +231,25 @@ class Inbound:
             await self.notice(
                 conn, lane, event.room_id, speaker, await self._groups_text(conn, event.sender)
             )
+        elif command == "!search" and group is None:
+            answer = await self._search_text(conn, event.sender, text[len(command) :])
+            await self.notice(conn, lane, event.room_id, speaker, answer)
         elif command or group is None:
-            help_text = texts.greeting(group) if group else texts.BOT_HELP
+            help_text = texts.greeting(group) if group else self._bot_help(event.sender)
             await self.notice(conn, lane, event.room_id, speaker, help_text)
         elif not may_ask(event.sender, group, self.config):
             await self.notice(conn, lane, event.room_id, speaker, texts.refused(group.displayname))
         elif text:
             await self.open_request(conn, event, group)
+
+    def _bot_help(self, user_id: str) -> str:
+        return texts.bot_help(may_search=can_search_archive(role_for(user_id, self.config)))
+
+    async def _search_text(self, conn: Connection, user_id: str, query: str) -> str:
+        """`!search` in the bot DM: compliance officers and admins only."""
+        if not can_search_archive(role_for(user_id, self.config)):
+            return texts.search_refused()
+        return await search_reply(conn, user_id, query)
 
     async def _groups_text(self, conn: Connection, user_id: str) -> str:
         lines = []
@@ -228,6 +264,8 @@ class Inbound:
         lane = room_lane(event.room_id)
         existing = await sessions.open_session_of(conn, event.sender, group.id)
         if existing is not None:
+            # The follow-up belongs to the open session's record, so the archive finds it there.
+            await events.link_event(conn, event.event_id, existing.id)
             await self.notice(
                 conn,
                 lane,

@@ -13,6 +13,8 @@ BOT_HELP = (
     "• !help: this text"
 )
 
+SEARCH_HELP = "• !search WORDS: the newest archived messages that contain these words"
+
 GROUP_HELP = (
     "Write your question here and I will find an expert of {group}.\n"
     "Add lang:de or skill:refunds to ask for a language or a skill, or mention an expert by "
@@ -25,6 +27,23 @@ GROUP_HELP = (
 SESSION_HELP = (
     "• !close: end this session (the agent or an expert who took it)\n• !help: this text"
 )
+
+
+def bot_help(may_search: bool) -> str:
+    """The directory bot's help; `!search` is listed only to those who may use it."""
+    if not may_search:
+        return BOT_HELP
+    # Before the last line, which is always `!help`.
+    head, _, last = BOT_HELP.rpartition("\n")
+    return f"{head}\n{SEARCH_HELP}\n{last}"
+
+
+def search_refused() -> str:
+    """`!search` from someone who may not search the archive."""
+    return (
+        "Sorry, only compliance officers may search the archive. "
+        "Ask your administrator if you need access."
+    )
 
 
 def greeting(group: GroupConfig) -> str:
