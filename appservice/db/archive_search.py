@@ -22,9 +22,13 @@ class Where:
 
     def add(self, clause: str, *values: Any) -> None:
         """Add a clause whose `{}` placeholders take the next parameter numbers."""
-        numbers = [f"${len(self.args) + i}" for i in range(1, len(values) + 1)]
+        numbers = [self.param(value) for value in values]
         self.clauses.append(clause.format(*numbers))
-        self.args.extend(values)
+
+    def param(self, value: Any) -> str:
+        """Bind a value outside the WHERE clauses (a LIMIT, say); returns its placeholder."""
+        self.args.append(value)
+        return f"${len(self.args)}"
 
     def sql(self) -> str:
         return " AND ".join(self.clauses) if self.clauses else "TRUE"
@@ -84,16 +88,13 @@ async def find_messages(
     if until is not None:
         where.add("e.origin_ts < {}", until)
     _session_filters(where, sessions)
-    where.add("TRUE LIMIT {}", limit)
 
     query = (
         f"SELECT {seq} AS seq, m.body, e.event_id, e.sender, e.origin_ts, s.id AS session_id,"
         " s.group_id, s.agent, s.room_id, s.created_at"
         f" FROM {source} JOIN room_event e ON e.seq = {seq} JOIN session s ON s.id = e.session_id"
-        f" WHERE {where.sql()}"
+        f" WHERE {where.sql()} ORDER BY {seq} DESC LIMIT {where.param(limit)}"
     )
-    # The LIMIT went in as the last clause so its number follows the filters' numbers.
-    query = query.replace(" AND TRUE LIMIT", f" ORDER BY {seq} DESC LIMIT")
     return await conn.fetch(query, *where.args)
 
 
@@ -114,11 +115,10 @@ async def find_sessions(
     if until is not None:
         where.add("s.created_at < {}", until)
     _session_filters(where, sessions)
-    where.add("TRUE LIMIT {}", limit)
     query = (
         "SELECT s.id AS session_id, s.group_id, s.agent, s.room_id, s.created_at, s.question"
-        f" FROM session s WHERE {where.sql()}"
-    ).replace(" AND TRUE LIMIT", " ORDER BY s.id DESC LIMIT")
+        f" FROM session s WHERE {where.sql()} ORDER BY s.id DESC LIMIT {where.param(limit)}"
+    )
     return await conn.fetch(query, *where.args)
 
 

@@ -248,3 +248,15 @@ async def test_a_released_hold_no_longer_protects(db: Database) -> None:
         assert await release_hold(conn, hold.id, "@carol:localhost") is None
         assert await list_holds(conn) == []
         assert len(await list_holds(conn, include_released=True)) == 1
+
+
+async def test_without_words_sessions_come_newest_first_in_pages(db: Database) -> None:
+    async with transaction(db) as conn:
+        ids = [(await archived_session(conn, messages=[f"q{n}"]))[0] for n in range(3)]
+
+        first = await search_archive(conn, "", SearchFilters(), limit=2)
+        second = await search_archive(conn, "", SearchFilters(), first.next_cursor, limit=2)
+
+    assert [h.session_id for h in first.hits] == [ids[2], ids[1]]
+    assert [h.session_id for h in second.hits] == [ids[0]]
+    assert second.next_cursor is None
