@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from pathlib import Path
+
 
 import pytest
 from mautrix.util.async_db import Database
@@ -143,3 +147,35 @@ async def test_a_session_moves_state_only_from_the_states_named(db: Database) ->
     assert session.preferences == {"languages": ["de"]}
     assert session.room_alias is not None
     assert session.room_alias.startswith(f"backline-session-{session_id}-")
+
+
+async def test_an_sqlite_transaction_waits_for_another_writer_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    db = await open_database(f"sqlite:{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute(
+        "INSERT INTO archive_access (at, actor, action, target, details)"
+        " VALUES (1, 'cli:root', 'hold', 'x', '{}')"
+    )
+
+    async def read_then_write() -> int:
+        async with transaction(db) as conn:
+            seen = int(await conn.fetchval("SELECT COUNT(*) FROM archive_access"))
+            await conn.execute(
+                "INSERT INTO archive_access (at, actor, action, target, details)"
+                " VALUES (2, '@carol:localhost', 'search', 'y', '{}')"
+            )
+            return seen
+
+    writer = asyncio.create_task(read_then_write())
+    await asyncio.sleep(0.3)
+    other.execute("COMMIT")
+    seen = await writer
+
+    assert seen == 1
+    assert other.execute("SELECT COUNT(*) FROM archive_access").fetchone() == (2,)
+    other.close()
+    await db.stop()
