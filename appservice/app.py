@@ -11,6 +11,7 @@ from mautrix.util.async_db import Database
 
 from .config import Config
 from .db import open_database
+from .db.database import database_error
 from .matrix.client import MatrixClient
 from .matrix.outbox import OutboxWorker
 from .matrix.roster import prepare_roster
@@ -45,6 +46,7 @@ class Backline:
         self.actions: Actions | None = None
         self.ready = asyncio.Event()
         self.tasks = TaskSet()
+        self._recovering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the store, listen, register our users, prepare rosters, resume pending work."""
@@ -59,7 +61,9 @@ class Backline:
             # Outermost first: page answers get their security headers, errors included.
             middlewares=[security_headers, error_middleware],
         )
-        AppserviceAPI(self.config, transactions, self.matrix).add_routes(app)
+        AppserviceAPI(
+            self.config, transactions, self.matrix, self._recover_after_store_failure
+        ).add_routes(app)
         Health(self.db, self.matrix).add_routes(app)
         ArchivePages(self.config, self.db, self.matrix.session).add_routes(app)
         archive_auth = TokenAuthenticator(self.config, self.matrix.session)
@@ -115,6 +119,27 @@ class Backline:
         await self.matrix.ping()
         self.ready.set()
         log.info("Backline ready", extra={"groups": len(self.config.groups)})
+
+    def _recover_after_store_failure(self) -> None:
+        """After a database outage, have the homeserver re-send what failed as soon as it ends.
+
+        The homeserver backs off up to minutes between retries; a ping makes it retry at once.
+        A failure while the database still answers is left to the homeserver's own backoff.
+        """
+        if self.db is not None and (self._recovering is None or self._recovering.done()):
+            self._recovering = self.tasks.spawn(self._wait_for_database(self.db), "recovery")
+
+    async def _wait_for_database(self, db: Database) -> None:
+        if await database_error(db) is None:
+            return
+        log.warning("Database unreachable; waiting for it to come back")
+        # Polling: an outage ends without any event to wait for.
+        while True:
+            await asyncio.sleep(1)
+            if await database_error(db) is None:
+                break
+        log.info("Database reachable again; asking the homeserver to retry")
+        await self.matrix.ping()
 
     async def stop(self) -> None:
         """Stop listening and working; pending work stays stored for the next start."""

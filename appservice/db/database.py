@@ -121,3 +121,12 @@ async def open_database(url: str, pool_size: int = 10) -> Database:
         raise DatabaseError(f"cannot open the database: {e}", "check database.url") from e
     log.info("Database ready", extra={"scheme": scheme.value})
     return db
+
+
+async def database_error(db: Database) -> str | None:
+    """None when the database answers a trivial query, else the kind of error it gave."""
+    try:
+        await db.fetchval("SELECT 1")
+    except Exception as e:  # any driver error means "not answering"
+        return type(e).__name__
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 from mautrix.types import UserID
@@ -36,11 +37,16 @@ class AppserviceAPI:
     """Routes under /_matrix/app/v1 for transactions, user and alias queries, and pings."""
 
     def __init__(
-        self, config: Config, transactions: TransactionHandler, matrix: MatrixClient
+        self,
+        config: Config,
+        transactions: TransactionHandler,
+        matrix: MatrixClient,
+        on_store_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.transactions = transactions
         self.matrix = matrix
+        self.on_store_failure = on_store_failure
 
     def add_routes(self, app: web.Application) -> None:
         """Register the routes, with the pre-v1 paths older homeservers use."""
@@ -62,6 +68,7 @@ class AppserviceAPI:
         except Exception as e:
             # The homeserver will send the same transaction again; nothing is lost.
             log.exception("Could not commit transaction %s; the homeserver will retry", txn_id)
+            self.on_store_failure()
             raise APIError(503, "M_UNKNOWN", "could not store the transaction; retry") from e
         return web.json_response({})
 

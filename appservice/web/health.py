@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from mautrix.util.async_db import Database
 
+from ..db.database import database_error
 from ..matrix.client import MatrixClient
 
 log = logging.getLogger("backline.web.health")
@@ -23,11 +24,10 @@ class Health:
         app.router.add_get("/health", self.get_health)
 
     async def database_ok(self) -> tuple[bool, str]:
-        try:
-            await self.db.fetchval("SELECT 1")
-        except Exception as e:  # any driver error means "not ready"
-            log.warning("Health check: database unreachable: %s", e)
-            return False, type(e).__name__
+        error = await database_error(self.db)
+        if error is not None:
+            log.warning("Health check: database unreachable (%s)", error)
+            return False, error
         return True, "ok"
 
     async def get_health(self, request: web.Request) -> web.Response:

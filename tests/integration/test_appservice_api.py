@@ -15,6 +15,7 @@ import pytest
 
 from appservice.db import connection
 from appservice.db.events import count_events
+from tests.databases import POSTGRES_ADMIN_URL
 from tests.integration.conftest import (
     BacklineFactory,
     RunningBackline,
@@ -170,3 +171,35 @@ async def test_database_failure_answers_5xx_and_the_homeserver_retries(
     invite = await agent.wait_for_invite(timeout=30, predicate=lambda i: i.sender == group_user)
     assert invite.room_name is not None and "Asked while the database" in invite.room_name
     assert await stored_count(backline, question) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_after_a_database_outage_the_held_back_events_arrive(
+    start_backline: BacklineFactory,
+    matrix_user: MatrixUserFactory,
+    database_url: str,
+) -> None:
+    agent, expert = await asyncio.gather(matrix_user("agent"), matrix_user("expert"))
+    group = unique_group_id("pgdown")
+    backline = await start_backline([{"id": group, "members": [expert.user_id]}])
+    await join_roster(expert, backline, group)
+    group_user = backline.group_user(group)
+    dm = await agent.create_dm(group_user)
+    await agent.wait_for_membership(dm, group_user, "join")
+    name = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await agent.send_text(dm, "Asked while PostgreSQL was down")
+        await asyncio.sleep(3)
+        assert not [i for i in agent.invites_seen() if i.sender == group_user]
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+    invite = await agent.wait_for_invite(timeout=30, predicate=lambda i: i.sender == group_user)
+    assert invite.room_name is not None and "Asked while PostgreSQL was down" in invite.room_name
