@@ -18,6 +18,7 @@ from ..db.decisions import record_decision
 from ..db.outbox import Action
 from ..db.sessions import Session
 from ..matrix.client import MatrixClient
+from ..archive.chat import search_reply
 from ..archive.media import store_media_file
 from . import texts
 from .availability import available_experts
@@ -64,6 +65,7 @@ class Actions:
             "route": self._route_action,
             "read_presence": self._read_presence_action,
             "fetch_media": self._fetch_media,
+            "search_reply": self._search_reply,
         }
 
     async def execute(self, action: Action) -> None:
@@ -277,6 +279,19 @@ class Actions:
             text,
             txn_id=f"backline-settle-{session.id}-{'wait' if waiting else 'offer'}-{offered}",
             ensure_joined=False,
+        )
+
+    async def _search_reply(self, action: Action) -> None:
+        """Answer `!search`, unless someone besides the asker and the bot is in the room."""
+        room_id, requester = RoomID(action.payload["room_id"]), action.payload["requester"]
+        members = await self.matrix.bot.get_joined_members(room_id)
+        if set(members) - {self.matrix.bot.mxid, requester}:
+            text = texts.search_not_private()
+        else:
+            async with transaction(self.db) as conn:
+                text = await search_reply(conn, requester, action.payload["query"])
+        await self.matrix.bot.send_notice(
+            room_id, text, txn_id=f"backline-{action.id}", ensure_joined=False
         )
 
     async def _fetch_media(self, action: Action) -> None:

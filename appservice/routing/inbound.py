@@ -11,7 +11,6 @@ from typing import Any
 
 from mautrix.util.async_db import Connection
 
-from ..archive.chat import search_reply
 from ..archive.describe import media_of
 from ..config import Config, GroupConfig
 from ..db import dm_rooms, events, offers, outbox, sessions
@@ -232,8 +231,7 @@ class Inbound:
                 conn, lane, event.room_id, speaker, await self._groups_text(conn, event.sender)
             )
         elif command == "!search" and group is None:
-            answer = await self._search_text(conn, event.sender, text[len(command) :])
-            await self.notice(conn, lane, event.room_id, speaker, answer)
+            await self._search(conn, event, text[len(command) :])
         elif command or group is None:
             help_text = texts.greeting(group) if group else self._bot_help(event.sender)
             await self.notice(conn, lane, event.room_id, speaker, help_text)
@@ -245,11 +243,25 @@ class Inbound:
     def _bot_help(self, user_id: str) -> str:
         return texts.bot_help(may_search=can_search_archive(role_for(user_id, self.config)))
 
-    async def _search_text(self, conn: Connection, user_id: str, query: str) -> str:
-        """`!search` in the bot DM: compliance officers and admins only."""
-        if not can_search_archive(role_for(user_id, self.config)):
-            return texts.search_refused()
-        return await search_reply(conn, user_id, query)
+    async def _search(self, conn: Connection, event: RoomEvent, query: str) -> None:
+        """`!search` in the bot DM: compliance officers and admins only.
+
+        The search itself runs as an outbox action, which first checks that nobody else is in
+        the room: the answer quotes the archive, and the room's other members may not see it.
+        """
+        lane = room_lane(event.room_id)
+        if not can_search_archive(role_for(event.sender, self.config)):
+            bot = self.config.bot_mxid
+            await self.notice(conn, lane, event.room_id, bot, texts.search_refused())
+            return
+        await outbox.enqueue(
+            conn,
+            lane,
+            "search_reply",
+            room_id=event.room_id,
+            requester=event.sender,
+            query=query.strip(),
+        )
 
     async def _groups_text(self, conn: Connection, user_id: str) -> str:
         lines = []

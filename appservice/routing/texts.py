@@ -125,3 +125,11 @@ def not_allowed_to_close() -> str:
 def empty_question() -> str:
     """A request with preferences but no question."""
     return "Please write your question too, not only preferences."
+
+
+def search_not_private() -> str:
+    """`!search` in a room where others could read the answer."""
+    return (
+        "I answer !search only in a chat between you and me: other people are in this room. "
+        "Start a new direct chat with me, or use the archive page."
+    )

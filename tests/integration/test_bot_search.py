@@ -108,3 +108,25 @@ async def test_an_agent_is_refused_politely_and_nothing_is_searched(
     assert "xylophone" not in reply
     async with connection(backline.db) as conn:
         assert await read_access_log(conn) == []
+
+
+async def test_no_answer_is_given_where_others_could_read_it(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory
+) -> None:
+    officer, agent = await asyncio.gather(matrix_user("carol"), matrix_user("agent"))
+    backline, group = await start(start_backline, officer)
+    await archive_a_session(backline, group)
+    room, _ = await open_bot_dm(officer, backline)
+    await officer.client.invite_user(room, agent.user_id)
+    await agent.join(room)
+    await officer.wait_for_membership(room, agent.user_id, "join")
+
+    await officer.send_text(room, "!search xylophone")
+    _, reply = await officer.wait_for_message(
+        room, predicate=lambda body, sender: sender == backline.config.bot_mxid
+    )
+
+    assert reply.startswith("I answer !search only in a chat between you and me")
+    assert "xylophone" not in reply
+    async with connection(backline.db) as conn:
+        assert await read_access_log(conn) == []
