@@ -49,7 +49,7 @@ _PEOPLE = (
     ("bob", "Bob", "expert: Billing experts, Technical support"),
     ("carol", "Carol", "expert: Technical support"),
     ("manager", "Manager", "manager: statistics (not available yet)"),
-    ("compliance", "Compliance", "compliance officer: archive search (not available yet)"),
+    ("compliance", "Compliance", "compliance officer: archive search and export"),
 )
 
 # Skills and languages give `lang:` and `skill:` words in a question something to refer to.

@@ -63,6 +63,9 @@ def demo_config(
         },
         "database": {"url": f"sqlite:{data_dir / 'backline.db'}"},
         **backline_sections(server_name),
+        "archive": {"media": "store", "media_path": str(data_dir / "archive-media")},
+        # The demo's archive page is plain HTTP on 127.0.0.1; a Secure cookie would not stick.
+        "web": {"secure_cookies": False},
         "logging": {"level": "INFO", "format": "text"},
     }
 

@@ -88,9 +88,12 @@ def _try_it(demo: RunningDemo) -> str:
 
 def _more(demo: RunningDemo) -> str:
     data_dir = demo.options.data_dir
+    archive = f"{demo.config.appservice.address}/archive"
     lines = [
-        "The archive web page is not available yet (planned). Until then, everything Backline",
-        f"stores is in {data_dir / 'backline.db'} (SQLite); its log is printed below.",
+        f"Archive web page: {archive} (sign in as compliance). Search, read a",
+        "session as a chat, export it. On the command line:",
+        f"  .venv/bin/backline -c {data_dir / 'config.yaml'} search WORDS",
+        f"Everything Backline stores is in {data_dir / 'backline.db'}; its log follows below.",
         f"Files: {data_dir}/ (config.yaml, registration.yaml, accounts.txt, synapse/synapse.log);",
         "they are replaced on the next run.",
     ]
