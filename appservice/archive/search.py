@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 from mautrix.util.async_db import Connection, Scheme
 
 from ..db import archive_search as sql
 from ..errors import BacklineError
+from ..timefmt import iso_utc
 from .query import fts5_expression, parse_query, snippet_html, websearch_text
 
 
@@ -47,6 +49,21 @@ class SearchHit:
     event_id: str | None
     sender: str | None
     sent_at: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The hit as the API and `backline search --json` give it; the snippet is safe HTML."""
+        return {
+            "session_id": self.session_id,
+            "group": self.group,
+            "agent": self.agent,
+            "experts": self.experts,
+            "room_id": self.room_id,
+            "started_at": iso_utc(self.started_at),
+            "snippet": self.snippet,
+            "event_id": self.event_id,
+            "sender": self.sender,
+            "sent_at": iso_utc(self.sent_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +113,7 @@ async def search_archive(
     page, more = rows[:limit], len(rows) > limit
     experts = await sql.claimers(conn, list({row["session_id"] for row in page}))
     words = parsed.words()
-    hits = [
-        SearchHit(
-            session_id=row["session_id"],
-            group=row["group_id"],
-            agent=row["agent"],
-            experts=experts.get(row["session_id"], []),
-            room_id=row["room_id"],
-            started_at=row["created_at"],
-            snippet=snippet_html(row["body"], words),
-            event_id=row["event_id"],
-            sender=row["sender"],
-            sent_at=row["origin_ts"],
-        )
-        for row in page
-    ]
+    hits = [_hit(row, experts, snippet_html(row["body"], words), message=True) for row in page]
     next_cursor = _encode_cursor("m", page[-1]["seq"]) if more else None
     return SearchPage(hits, next_cursor)
 
@@ -124,20 +127,22 @@ async def _sessions_page(
     )
     page, more = rows[:limit], len(rows) > limit
     experts = await sql.claimers(conn, [row["session_id"] for row in page])
-    hits = [
-        SearchHit(
-            session_id=row["session_id"],
-            group=row["group_id"],
-            agent=row["agent"],
-            experts=experts.get(row["session_id"], []),
-            room_id=row["room_id"],
-            started_at=row["created_at"],
-            snippet=snippet_html(row["question"], []),
-            event_id=None,
-            sender=None,
-            sent_at=None,
-        )
-        for row in page
-    ]
+    hits = [_hit(row, experts, snippet_html(row["question"], []), message=False) for row in page]
     next_cursor = _encode_cursor("s", page[-1]["session_id"]) if more else None
     return SearchPage(hits, next_cursor)
+
+
+def _hit(row: Any, experts: dict[int, list[str]], snippet: str, *, message: bool) -> SearchHit:
+    """A hit from a result row: a matching message, or (without words) a session."""
+    return SearchHit(
+        session_id=row["session_id"],
+        group=row["group_id"],
+        agent=row["agent"],
+        experts=experts.get(row["session_id"], []),
+        room_id=row["room_id"],
+        started_at=row["created_at"],
+        snippet=snippet,
+        event_id=row["event_id"] if message else None,
+        sender=row["sender"] if message else None,
+        sent_at=row["origin_ts"] if message else None,
+    )

@@ -70,17 +70,9 @@ async def collect_hits(
 
 
 def hit_json(hit: SearchHit) -> dict[str, Any]:
-    """One JSON line: the API's fields, the snippet as plain text and as the archive's HTML."""
+    """One JSON line: the API's fields, with the snippet as plain text and as safe HTML."""
     return {
-        "session_id": hit.session_id,
-        "group": hit.group,
-        "agent": hit.agent,
-        "experts": hit.experts,
-        "room_id": hit.room_id,
-        "started_at": hit.started_at,
-        "event_id": hit.event_id,
-        "sender": hit.sender,
-        "sent_at": hit.sent_at,
+        **hit.to_json(),
         "snippet": plain_snippet(hit.snippet, "", ""),
         "snippet_html": hit.snippet,
     }

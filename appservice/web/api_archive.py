@@ -18,9 +18,10 @@ from mautrix.util.async_db import Database
 
 from ..archive.access import AccessEntry, read_access_log, record_access
 from ..archive.holds import Hold, HoldKind, list_holds, place_hold, release_hold
-from ..archive.search import SearchError, SearchFilters, SearchHit, search_archive
+from ..archive.search import SearchError, SearchFilters, search_archive
 from ..archive.transcript import export_json, load_transcript
 from ..config import USER_ID_RE, Config
+from ..timefmt import iso_utc
 from ..db import transaction
 from ..db.sessions import get_session
 from ..permissions import can_search_archive
@@ -48,14 +49,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # region parsing
-
-
-def iso(ms: int | None) -> str | None:
-    """Milliseconds since the epoch as ISO 8601 UTC, e.g. `2026-01-31T10:00:00.000Z`."""
-    if ms is None:
-        return None
-    moment = EPOCH + timedelta(milliseconds=ms)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def invalid(name: str, expected: str) -> APIError:
@@ -158,22 +151,6 @@ def body_text(body: dict[str, Any], name: str, max_length: int = MAX_VALUE_LENGT
 # region answers
 
 
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    """One search result; the snippet is already safe HTML."""
-    return {
-        "session_id": hit.session_id,
-        "group": hit.group,
-        "agent": hit.agent,
-        "experts": hit.experts,
-        "room_id": hit.room_id,
-        "started_at": iso(hit.started_at),
-        "snippet": hit.snippet,
-        "event_id": hit.event_id,
-        "sender": hit.sender,
-        "sent_at": iso(hit.sent_at),
-    }
-
-
 def hold_json(hold: Hold) -> dict[str, Any]:
     """A legal hold, with ISO times."""
     return {
@@ -182,9 +159,9 @@ def hold_json(hold: Hold) -> dict[str, Any]:
         "value": hold.value,
         "reason": hold.reason,
         "created_by": hold.created_by,
-        "created_at": iso(hold.created_at),
+        "created_at": iso_utc(hold.created_at),
         "released_by": hold.released_by,
-        "released_at": iso(hold.released_at),
+        "released_at": iso_utc(hold.released_at),
     }
 
 
@@ -192,7 +169,7 @@ def access_json(entry: AccessEntry) -> dict[str, Any]:
     """One access log entry, with an ISO time."""
     return {
         "id": entry.id,
-        "at": iso(entry.at),
+        "at": iso_utc(entry.at),
         "actor": entry.actor,
         "action": entry.action,
         "target": entry.target,
@@ -263,7 +240,7 @@ class ArchiveAPI:
             details["results"] = len(page.hits)
             await record_access(conn, identity.user_id, "search", query, details)
 
-        results = [hit_json(hit) for hit in page.hits]
+        results = [hit.to_json() for hit in page.hits]
         return web.json_response({"results": results, "next_cursor": page.next_cursor})
 
     async def get_session(self, request: web.Request, identity: Identity) -> web.Response:
