@@ -9,6 +9,7 @@ from aiohttp import web
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.util.async_db import Database
 
+from .archive.retention import RetentionJob
 from .config import Config
 from .db import open_database
 from .db.database import database_error
@@ -19,7 +20,6 @@ from .matrix.server import AppserviceAPI
 from .matrix.transactions import TransactionHandler
 from .routing.actions import Actions
 from .routing.inbound import Inbound
-from .archive.retention import RetentionJob
 from .tasks import TaskSet
 from .web.api_archive import ArchiveAPI
 from .web.auth import TokenAuthenticator

@@ -39,8 +39,8 @@ from bench.common import (
     median,
     percentile,
     print_table,
-    timed,
     synapse_and_backline,
+    timed,
 )
 from bench.search import COMMON, MEDIUM, PHRASE, RARE, Corpus
 

@@ -23,11 +23,11 @@ from .model import (
     DatabaseConfig,
     ExpertConfig,
     GroupConfig,
-    WebConfig,
     HomeserverConfig,
     LoggingConfig,
     Role,
     RoutingConfig,
+    WebConfig,
 )
 from .values import (
     ALIAS_PREFIX_RE,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-
-import asyncpg
 from pathlib import Path
 
+import asyncpg
 from mautrix.util.async_db import (
     Connection,
     Database,

@@ -6,11 +6,11 @@ import asyncio
 import logging
 
 from aiohttp import ClientSession, ClientTimeout
+from mautrix.api import Method, Path
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixConnectionError, MatrixRequestError, MForbidden, MNotFound
-from mautrix.api import Method, Path
 from mautrix.types import UserID
 
 from ..config import Config

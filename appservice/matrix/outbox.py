@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.util.async_db import Database
 
-from ..db import connection
-from ..db import outbox
+from ..db import connection, outbox
 from ..db.outbox import Action
 from ..tasks import TaskSet
 

@@ -14,9 +14,8 @@ from mautrix.types import (
 )
 from mautrix.util.async_db import Database
 
-from ..db import connection
 from ..config import GroupConfig
-from ..db import groups
+from ..db import connection, groups
 from ..routing.actions import Actions
 from .client import MatrixClient
 

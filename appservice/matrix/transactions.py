@@ -15,8 +15,7 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
-from ..db import transaction
-from ..db import transactions
+from ..db import transaction, transactions
 from ..db.events import store_events
 from ..errors import BacklineError
 from ..routing.inbound import Inbound

@@ -10,16 +10,15 @@ from mautrix.errors import MatrixRequestError, MRoomInUse
 from mautrix.types import ContentURI, EventType, RoomAlias, RoomCreatePreset, RoomID, UserID
 from mautrix.util.async_db import Database
 
-from ..db import connection, transaction
+from ..archive.chat import search_reply
+from ..archive.media import store_media_file
 from ..config import Config, GroupConfig
-from ..db import dm_rooms, events, offers, sessions
+from ..db import connection, dm_rooms, events, offers, sessions, transaction
 from ..db import presence as presence_module
 from ..db.decisions import record_decision
 from ..db.outbox import Action
 from ..db.sessions import Session
 from ..matrix.client import MatrixClient
-from ..archive.chat import search_reply
-from ..archive.media import store_media_file
 from . import texts
 from .availability import available_experts
 

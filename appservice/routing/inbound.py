@@ -15,8 +15,8 @@ from ..archive.describe import media_of
 from ..config import Config, GroupConfig
 from ..db import dm_rooms, events, offers, outbox, sessions
 from ..db import groups as groups_db
-from ..db import rooms as rooms_db
 from ..db import presence as presence_db
+from ..db import rooms as rooms_db
 from ..db.decisions import record_decision
 from ..db.sessions import Session
 from ..matrix.events import PresenceUpdate, RoomEvent

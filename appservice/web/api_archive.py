@@ -21,10 +21,10 @@ from ..archive.holds import Hold, HoldKind, list_holds, place_hold, release_hold
 from ..archive.search import SearchError, SearchFilters, search_archive
 from ..archive.transcript import export_json, load_transcript
 from ..config import USER_ID_RE, Config
-from ..timefmt import iso_utc
 from ..db import transaction
 from ..db.sessions import get_session
 from ..permissions import can_search_archive
+from ..timefmt import iso_utc
 from .auth import Identity, TokenAuthenticator, require
 from .errors import APIError, Handler
 from .render import render_export_html

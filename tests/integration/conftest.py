@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import pytest
 from mautrix.types import UserID
 from mautrix.util.async_db import Database
@@ -103,6 +104,13 @@ async def start_backline(
     yield start
     for app in running:
         await app.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client for calling Backline's routes."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 def unique_group_id(name: str) -> str:

@@ -22,8 +22,12 @@ from appservice.archive.media import store_media_file
 from appservice.db import connection, transaction
 from appservice.db import events as events_db
 from appservice.web.security import PAGE_HEADERS
-from tests.integration.conftest import BacklineFactory, RunningBackline, join_roster
-from tests.integration.conftest import unique_group_id
+from tests.integration.conftest import (
+    BacklineFactory,
+    RunningBackline,
+    join_roster,
+    unique_group_id,
+)
 from tests.integration.matrix_user import PASSWORD, MatrixUser, MatrixUserFactory
 from tests.integration.test_session_flow import ask, session_of
 

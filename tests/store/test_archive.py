@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from mautrix.util.async_db import Database
 
-from appservice.archive.holds import list_holds, place_hold, release_hold
 from appservice.archive.access import read_access_log
+from appservice.archive.holds import list_holds, place_hold, release_hold
 from appservice.archive.retention import purge_expired
 from appservice.archive.search import SearchError, SearchFilters, SearchPage, search_archive
 from appservice.archive.transcript import export_json, load_transcript

@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-
 import pytest
 from mautrix.util.async_db import Database
 

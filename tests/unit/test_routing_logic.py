@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from mautrix.types import UserID
 
 from appservice.config import ExpertConfig, GroupConfig, RoutingConfig
