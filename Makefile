@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # work on machines without internet access, so it is never used.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: test demo lint typecheck clean chromium
+.PHONY: test demo lint lint-dockerfile typecheck clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ chromium:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# No Docker engine is needed to lint the Dockerfile; the linter comes from the npm registry.
+lint-dockerfile:
+	npx --yes dockerfilelint@1.8.0 Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
