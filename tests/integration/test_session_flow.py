@@ -224,3 +224,15 @@ async def test_a_second_question_while_a_session_is_open_points_to_it(
     session = await session_of(backline, room)
     assert session.question == "First question"
     assert not [i for i in agent.invites_seen() if i.room_id != room]
+
+
+async def test_group_users_carry_their_configured_display_names(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory
+) -> None:
+    agent = await matrix_user("agent")
+    group = unique_group_id("names")
+
+    backline = await start_backline([{"id": group, "displayname": "Refund desk", "members": []}])
+
+    assert await agent.client.get_displayname(backline.group_user(group)) == "Refund desk"
+    assert await agent.client.get_displayname(backline.config.bot_mxid) == "Backline"
