@@ -107,14 +107,21 @@ async def search_archive(
 
     before = _decode_cursor(cursor, "m")
     match = fts5_expression(parsed) if conn.scheme == Scheme.SQLITE else websearch_text(parsed)
-    rows = await sql.find_messages(
+    found = await sql.find_messages(
         conn, match, filters.sessions(), filters.since, filters.until, before, limit + 1
     )
+    rows = found.rows
     page, more = rows[:limit], len(rows) > limit
     experts = await sql.claimers(conn, list({row["session_id"] for row in page}))
     words = parsed.words()
     hits = [_hit(row, experts, snippet_html(row["body"], words), message=True) for row in page]
-    next_cursor = _encode_cursor("m", page[-1]["seq"]) if more else None
+    if more:
+        next_cursor: str | None = _encode_cursor("m", page[-1]["seq"])
+    elif found.resume_after is not None:
+        # The scan stopped early (filters kept little of what it read): go on from there.
+        next_cursor = _encode_cursor("m", found.resume_after)
+    else:
+        next_cursor = None
     return SearchPage(hits, next_cursor)
 
 

@@ -62,6 +62,34 @@ def _session_filters(where: Where, f: SessionFilter) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class MessageRows:
+    """Matching messages, and where to go on when the scan stopped before a full page."""
+
+    rows: list[Any]
+    resume_after: int | None = None
+
+
+_MESSAGE_COLUMNS = (
+    "m.body, e.event_id, e.sender, e.origin_ts, s.id AS session_id, s.group_id, s.agent,"
+    " s.room_id, s.created_at"
+)
+# How many candidates one step of a filtered PostgreSQL search looks at, and how many steps
+# one page may take before it answers with what it found and a cursor to go on from.
+_BATCH = 500
+_MAX_BATCHES = 20
+
+
+def _time_and_session_filters(
+    where: Where, sessions: SessionFilter, since: int | None, until: int | None
+) -> None:
+    if since is not None:
+        where.add("e.origin_ts >= {}", since)
+    if until is not None:
+        where.add("e.origin_ts < {}", until)
+    _session_filters(where, sessions)
+
+
 async def find_messages(
     conn: Connection,
     match: str,
@@ -70,32 +98,77 @@ async def find_messages(
     until: int | None,
     before_seq: int | None,
     limit: int,
-) -> list[Any]:
+) -> MessageRows:
     """Messages matching `match` (an FTS5 expression, or websearch text on PostgreSQL)."""
+    if conn.scheme != Scheme.SQLITE:
+        return await _find_messages_postgres(
+            conn, match, sessions, since, until, before_seq, limit
+        )
     where = Where()
-    if conn.scheme == Scheme.SQLITE:
-        where.add("message_fts MATCH {}", match)
-        source = "message_fts f JOIN message_text m ON m.seq = f.rowid"
-        seq = "f.rowid"
-    else:
-        where.add("m.tsv @@ websearch_to_tsquery('simple', {})", match)
-        source = "message_text m"
-        seq = "m.seq"
+    where.add("message_fts MATCH {}", match)
     if before_seq is not None:
-        where.add(f"{seq} < {{}}", before_seq)
-    if since is not None:
-        where.add("e.origin_ts >= {}", since)
-    if until is not None:
-        where.add("e.origin_ts < {}", until)
-    _session_filters(where, sessions)
-
+        where.add("f.rowid < {}", before_seq)
+    _time_and_session_filters(where, sessions, since, until)
     query = (
-        f"SELECT {seq} AS seq, m.body, e.event_id, e.sender, e.origin_ts, s.id AS session_id,"
-        " s.group_id, s.agent, s.room_id, s.created_at"
-        f" FROM {source} JOIN room_event e ON e.seq = {seq} JOIN session s ON s.id = e.session_id"
-        f" WHERE {where.sql()} ORDER BY {seq} DESC LIMIT {where.param(limit)}"
+        f"SELECT f.rowid AS seq, {_MESSAGE_COLUMNS} FROM message_fts f"
+        " JOIN message_text m ON m.seq = f.rowid JOIN room_event e ON e.seq = f.rowid"
+        f" JOIN session s ON s.id = e.session_id WHERE {where.sql()}"
+        f" ORDER BY f.rowid DESC LIMIT {where.param(limit)}"
     )
-    return await conn.fetch(query, *where.args)
+    return MessageRows(await conn.fetch(query, *where.args))
+
+
+async def _find_messages_postgres(
+    conn: Connection,
+    match: str,
+    sessions: SessionFilter,
+    since: int | None,
+    until: int | None,
+    before_seq: int | None,
+    limit: int,
+) -> MessageRows:
+    """Find candidates in the text index alone, then join and filter them, a step at a time.
+
+    Joined in one query, the planner takes a rare word for a common one and walks the whole
+    table newest first; asked about the index alone it picks the right plan for either.
+    """
+    filtered = since is not None or until is not None or sessions != SessionFilter()
+    batch = max(limit, _BATCH) if filtered else limit
+    found: list[Any] = []
+    position = before_seq
+    for _ in range(_MAX_BATCHES):
+        candidates = await _candidates(conn, match, position, batch)
+        if not candidates:
+            return MessageRows(found)
+        where = Where()
+        where.add("e.seq = ANY({})", candidates)
+        _time_and_session_filters(where, sessions, since, until)
+        found += await conn.fetch(
+            f"SELECT e.seq, {_MESSAGE_COLUMNS} FROM room_event e"
+            " JOIN message_text m ON m.seq = e.seq JOIN session s ON s.id = e.session_id"
+            f" WHERE {where.sql()} ORDER BY e.seq DESC",
+            *where.args,
+        )
+        position = candidates[-1]
+        if len(found) >= limit:
+            return MessageRows(found[:limit])
+        if len(candidates) < batch:
+            return MessageRows(found)
+    return MessageRows(found, resume_after=position)
+
+
+async def _candidates(conn: Connection, match: str, before: int | None, limit: int) -> list[int]:
+    """Sequence numbers of matching messages, newest first, from the text index only."""
+    where = Where()
+    where.add("tsv @@ websearch_to_tsquery('simple', {})", match)
+    if before is not None:
+        where.add("seq < {}", before)
+    rows = await conn.fetch(
+        f"SELECT seq FROM message_text WHERE {where.sql()} ORDER BY seq DESC"
+        f" LIMIT {where.param(limit)}",
+        *where.args,
+    )
+    return [row["seq"] for row in rows]
 
 
 async def find_sessions(

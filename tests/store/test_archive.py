@@ -260,3 +260,15 @@ async def test_without_words_sessions_come_newest_first_in_pages(db: Database) -
     assert [h.session_id for h in first.hits] == [ids[2], ids[1]]
     assert [h.session_id for h in second.hits] == [ids[0]]
     assert second.next_cursor is None
+
+
+async def test_a_filter_that_keeps_few_hits_still_finds_them_all(db: Database) -> None:
+    async with transaction(db) as conn:
+        wanted = [(await archived_session(conn, group="vip", messages=["alpha wanted"]))[0]]
+        await archived_session(conn, group="other", messages=["alpha noise"] * 600)
+        wanted.append((await archived_session(conn, group="vip", messages=["alpha again"]))[0])
+
+        page = await search_archive(conn, "alpha", SearchFilters(group="vip"), limit=5)
+
+    assert sorted(hit.session_id for hit in page.hits) == sorted(wanted)
+    assert page.next_cursor is None
