@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mautrix.types import EventType, RoomID
 
+from appservice.archive.access import read_access_log
 from appservice.archive.media import media_file
 from appservice.archive.transcript import Transcript, load_transcript
 from appservice.archive.verify import verify_archive
@@ -133,3 +134,34 @@ async def test_files_are_described_and_stored_when_configured(
         "sha256": digest,
     }
     assert media_file(tmp_path / "media", digest).read_bytes() == data
+
+
+async def test_the_retention_job_purges_a_closed_session_and_logs_it(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory
+) -> None:
+    agent, expert = await asyncio.gather(matrix_user("agent"), matrix_user("expert"))
+    group = unique_group_id("retention")
+    backline = await start_backline(
+        [{"id": group, "members": [expert.user_id]}],
+        extra={"archive": {"retention": "2s", "purge_interval": "1s"}},
+    )
+    await join_roster(expert, backline, group)
+    await ask(agent, backline, group, "Short-lived question")
+    room = (await agent.wait_for_invite()).room_id
+    await agent.join(room)
+    session = await session_of(backline, room)
+
+    await agent.send_text(room, "!close")
+    await agent.wait_for_message(room, predicate=lambda body, _: "closed this session" in body)
+
+    for _ in range(100):
+        async with connection(backline.db) as conn:
+            if await load_transcript(conn, session.id) is None:
+                break
+        await asyncio.sleep(0.1)
+    async with connection(backline.db) as conn:
+        assert await load_transcript(conn, session.id) is None
+        purges = [e for e in await read_access_log(conn) if e.action == "purge"]
+        assert (await verify_archive(conn)).ok
+    assert purges and purges[0].actor == "retention"
+    assert session.id in purges[0].details["sessions"]
