@@ -13,6 +13,9 @@ OfferState = Literal["pending", "invited", "accepted", "declined", "withdrawn", 
 LIVE_STATES: tuple[OfferState, ...] = ("pending", "invited")
 
 
+_COLUMNS = "session_id, expert, state, created_at, offered_at, ended_at, reason"
+
+
 @dataclass(frozen=True, slots=True)
 class Offer:
     """An offer row."""
@@ -80,7 +83,7 @@ async def end_offer(
 async def get_offer(conn: Connection, session_id: int, expert: str) -> Offer | None:
     """One offer."""
     row = await conn.fetchrow(
-        "SELECT * FROM offer WHERE session_id=$1 AND expert=$2", session_id, expert
+        f"SELECT {_COLUMNS} FROM offer WHERE session_id=$1 AND expert=$2", session_id, expert
     )
     return _from_row(row) if row else None
 
@@ -88,6 +91,7 @@ async def get_offer(conn: Connection, session_id: int, expert: str) -> Offer | N
 async def session_offers(conn: Connection, session_id: int) -> list[Offer]:
     """All offers of a session, in the order they were made."""
     rows = await conn.fetch(
-        "SELECT * FROM offer WHERE session_id=$1 ORDER BY created_at, expert", session_id
+        f"SELECT {_COLUMNS} FROM offer WHERE session_id=$1 ORDER BY created_at, expert",
+        session_id,
     )
     return [_from_row(row) for row in rows]

@@ -14,7 +14,7 @@ CREATE TABLE room_event (
     sender      TEXT NOT NULL,
     type        TEXT NOT NULL,
     state_key   TEXT,
-    origin_ts BIGINT NOT NULL,
+    origin_ts   BIGINT NOT NULL,
     session_id  BIGINT,
     event_json  TEXT NOT NULL,
     received_at BIGINT NOT NULL,
@@ -56,9 +56,9 @@ CREATE TABLE session (
     preferences      TEXT NOT NULL,
     state            TEXT NOT NULL,
     needed           INTEGER NOT NULL,
-    created_at BIGINT NOT NULL,
-    claimed_at BIGINT,
-    closed_at BIGINT,
+    created_at       BIGINT NOT NULL,
+    claimed_at       BIGINT,
+    closed_at        BIGINT,
     closed_by        TEXT
 );
 CREATE INDEX session_state ON session (state);
@@ -70,7 +70,7 @@ CREATE TABLE offer (
     state      TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     offered_at BIGINT,
-    ended_at BIGINT,
+    ended_at   BIGINT,
     reason     TEXT,
     PRIMARY KEY (session_id, expert)
 );
@@ -99,7 +99,7 @@ CREATE TABLE outbox (
     payload    TEXT NOT NULL,
     attempts   INTEGER NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
-    done_at BIGINT,
+    done_at    BIGINT,
     error      TEXT
 );
 CREATE INDEX outbox_pending ON outbox (id) WHERE done_at IS NULL;
