@@ -164,6 +164,10 @@ class Config:
             return None
         return self.group(match["localpart"][len(prefix) :])
 
+    def is_own_user(self, user_id: str) -> bool:
+        """Whether Backline acts as this user: the directory bot or a configured group user."""
+        return user_id == self.bot_mxid or self.group_for_mxid(user_id) is not None
+
     def expert(self, user_id: str) -> ExpertConfig:
         """This expert's settings, or the defaults."""
         return self.experts.get(UserID(user_id), ExpertConfig())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -193,3 +194,18 @@ async def claimed_count(conn: Connection, expert: str) -> int:
         expert,
     )
     return int(count)
+
+
+async def claimed_counts(conn: Connection, experts: Sequence[str]) -> dict[str, int]:
+    """`claimed_count` for many experts in one query; experts with none are absent."""
+    if not experts:
+        return {}
+    placeholders = ", ".join(f"${i}" for i in range(1, len(experts) + 1))
+    rows = await conn.fetch(
+        "SELECT offer.expert, COUNT(*) AS open FROM offer"
+        " JOIN session ON session.id=offer.session_id"
+        f" WHERE offer.expert IN ({placeholders}) AND offer.state='accepted'"
+        " AND session.state='claimed' GROUP BY offer.expert",
+        *experts,
+    )
+    return {row["expert"]: int(row["open"]) for row in rows}

@@ -58,10 +58,6 @@ class MatrixClient:
         """The intent of a group's virtual user."""
         return self.intent(self.config.group_mxid(group_id))
 
-    def is_ours(self, user_id: str) -> bool:
-        """Whether this user is one Backline acts as (the bot or a configured group user)."""
-        return user_id == self.config.bot_mxid or self.config.group_for_mxid(user_id) is not None
-
     async def register_users(self) -> None:
         """Register the bot and every group user, and set their display names."""
         users = [(self.bot, self.config.appservice.bot_displayname)]

@@ -76,7 +76,7 @@ class AppserviceAPI:
         """The homeserver asks whether a user in our namespace exists: ours are made on demand."""
         check_hs_token(request, self.config.appservice.hs_token)
         user_id = request.match_info["user_id"]
-        if not self.matrix.is_ours(user_id):
+        if not self.config.is_own_user(user_id):
             raise APIError(404, "M_NOT_FOUND", "no such user")
         await self.matrix.intent(UserID(user_id)).ensure_registered()
         return web.json_response({})

@@ -6,7 +6,7 @@ from mautrix.util.async_db import Connection
 
 from ..config import Config, ExpertConfig, GroupConfig
 from ..db.presence import presence_of
-from ..db.sessions import claimed_count
+from ..db.sessions import claimed_counts
 from .candidates import Choice, choose_experts
 
 
@@ -21,7 +21,7 @@ async def available_experts(
     """The members to offer a request to now, and why the rest are skipped."""
     members: list[str] = list(group.members)
     presence = await presence_of(conn, members)
-    loads: dict[str, int] = {member: await claimed_count(conn, member) for member in members}
+    loads = await claimed_counts(conn, members)
     profiles: dict[str, ExpertConfig] = {member: config.expert(member) for member in members}
     return choose_experts(
         group, members, profiles, presence, loads, already_offered or set(), agent

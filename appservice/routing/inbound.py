@@ -45,9 +45,6 @@ class Inbound:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def is_ours(self, user_id: str) -> bool:
-        return user_id == self.config.bot_mxid or self.config.group_for_mxid(user_id) is not None
-
     async def handle_batch(
         self, conn: Connection, batch: list[tuple[RoomEvent, dict[str, Any]]]
     ) -> None:
@@ -70,7 +67,7 @@ class Inbound:
         """Act on one newly stored event."""
         if self.config.archive.media == "store" and (file := media_of(raw)):
             await outbox.enqueue(conn, "media", "fetch_media", mxc=file["mxc"])
-        if self.is_ours(event.sender):
+        if self.config.is_own_user(event.sender):
             return
         if event.type == "m.room.member":
             await self._on_member(conn, event)
@@ -87,7 +84,7 @@ class Inbound:
 
     async def _on_member(self, conn: Connection, event: RoomEvent) -> None:
         target = event.state_key or ""
-        if event.membership == "invite" and self.is_ours(target):
+        if event.membership == "invite" and self.config.is_own_user(target):
             await self._on_invite(conn, event, target)
             return
         session = await sessions.session_by_room(conn, event.room_id)
