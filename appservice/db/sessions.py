@@ -97,6 +97,9 @@ async def create_session(
     alias_prefix: str,
     dm_room_id: str | None = None,
     request_event_id: str | None = None,
+    channel: str | None = None,
+    reference: str | None = None,
+    customer: str | None = None,
 ) -> int:
     """Insert a session in state `opening`; returns its ID.
 
@@ -105,8 +108,8 @@ async def create_session(
     """
     session_id = await conn.fetchval(
         "INSERT INTO session (group_id, agent, dm_room_id, request_event_id, question,"
-        " preferences, state, needed, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'opening',"
-        " $7, $8) RETURNING id",
+        " preferences, state, needed, created_at, channel, reference, customer)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'opening', $7, $8, $9, $10, $11) RETURNING id",
         group_id,
         agent,
         dm_room_id,
@@ -115,6 +118,9 @@ async def create_session(
         json.dumps(preferences),
         needed,
         now_ms(),
+        channel,
+        reference,
+        customer,
     )
     alias = f"{alias_prefix}{session_id}-{secrets.token_hex(3)}"
     await conn.execute("UPDATE session SET room_alias=$1 WHERE id=$2", alias, session_id)

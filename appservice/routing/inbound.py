@@ -24,14 +24,10 @@ from ..permissions import askable_groups, can_search_archive, may_ask, role_for
 from . import texts
 from .availability import available_experts
 from .candidates import skip_reason
+from .opening import open_session, session_lane
 from .preferences import parse_request
 
 log = logging.getLogger("backline.routing")
-
-
-def session_lane(session_id: int) -> str:
-    """Outbox lane of a session: its calls run in order."""
-    return f"session:{session_id}"
 
 
 def room_lane(room_id: str) -> str:
@@ -288,20 +284,16 @@ class Inbound:
             await self.notice(conn, lane, event.room_id, speaker, texts.empty_question())
             return
 
-        session_id = await sessions.create_session(
+        session_id = await open_session(
             conn,
-            group_id=group.id,
-            agent=event.sender,
-            question=request.question,
-            preferences=request.preferences(),
-            needed=group.routing.needed,
-            alias_prefix=self.config.appservice.session_alias_prefix,
+            self.config,
+            group,
+            event.sender,
+            request,
             dm_room_id=event.room_id,
             request_event_id=event.event_id,
         )
         await events.link_event(conn, event.event_id, session_id)
-        await outbox.enqueue(conn, session_lane(session_id), "open_session", session_id=session_id)
-        log.info("Session opened", extra={"session": session_id, "group": group.id})
 
     async def _on_session_message(
         self, conn: Connection, session: Session, event: RoomEvent
