@@ -19,7 +19,10 @@ from .matrix.roster import prepare_roster
 from .matrix.server import AppserviceAPI
 from .matrix.transactions import TransactionHandler
 from .routing.actions import Actions
+from .routing.clock import RoutingClock
 from .routing.inbound import Inbound
+from .routing.router import Router
+from .routing.rules import RuleRunner
 from .tasks import TaskSet
 from .web.api_archive import ArchiveAPI
 from .web.auth import TokenAuthenticator
@@ -44,6 +47,7 @@ class Backline:
         self.runner: web.AppRunner | None = None
         self.outbox: OutboxWorker | None = None
         self.actions: Actions | None = None
+        self.clock: RoutingClock | None = None
         self.ready = asyncio.Event()
         self.tasks = TaskSet()
         self._recovering: asyncio.Task[None] | None = None
@@ -51,7 +55,16 @@ class Backline:
     async def start(self) -> None:
         """Open the store, listen, register our users, prepare rosters, resume pending work."""
         self.db = await open_database(self.config.database.url, self.config.database.pool_size)
-        self.actions = Actions(self.config, self.db, self.matrix, self.state_lock)
+        clock = self.clock = RoutingClock(self.config, self.db, self.state_lock, self._wake_outbox)
+        router = Router(
+            self.config,
+            self.db,
+            self.matrix,
+            self.state_lock,
+            RuleRunner(self.config, self.matrix.session),
+            clock.poke,
+        )
+        self.actions = Actions(self.config, self.db, self.matrix, self.state_lock, router)
         self.outbox = OutboxWorker(self.db, self.actions.execute, self.tasks)
         inbound = Inbound(self.config)
         transactions = TransactionHandler(self.db, inbound, self.state_lock, self.outbox.wake)
@@ -80,23 +93,19 @@ class Backline:
         )
 
         self.outbox.start()
-        self.tasks.spawn(self._prepare_homeserver(self.db, self.actions), "homeserver setup")
+        self.tasks.spawn(
+            self._prepare_homeserver(self.db, self.actions, clock), "homeserver setup"
+        )
         archive = self.config.archive
         if archive.retention is not None:
             job = RetentionJob(
                 self.db, archive.retention, archive.purge_interval, archive.media_path
             )
             self.tasks.spawn(job.run_forever(), "retention")
-        for group in self.config.groups:
-            if group.routing.strategy != "broadcast":
-                # TODO(issue 3 lands): route by the configured strategy instead of broadcasting.
-                log.warning(
-                    "Group %s asks for strategy %s, which is not built yet; broadcasting",
-                    group.id,
-                    group.routing.strategy,
-                )
 
-    async def _prepare_homeserver(self, db: Database, actions: Actions) -> None:
+    async def _prepare_homeserver(
+        self, db: Database, actions: Actions, clock: RoutingClock
+    ) -> None:
         """Register our users and prepare rosters, retrying while the homeserver is away."""
         delay = 1.0
         while True:
@@ -117,8 +126,15 @@ class Backline:
 
         # A ping makes the homeserver deliver at once what it held back while we were down.
         await self.matrix.ping()
+        # Timers start once presence has been re-read: what fell due while Backline was down
+        # is routed on with what is true now.
+        self.tasks.spawn(clock.run_forever(), "routing clock")
         self.ready.set()
         log.info("Backline ready", extra={"groups": len(self.config.groups)})
+
+    def _wake_outbox(self) -> None:
+        if self.outbox is not None:
+            self.outbox.wake()
 
     def _recover_after_store_failure(self) -> None:
         """After a database outage, have the homeserver re-send what failed as soon as it ends.

@@ -4,6 +4,7 @@
 checks across them, `loading` reads the file and merges it over the example.
 """
 
+from .hours import WorkingHours, at_work, next_change
 from .loading import config_from_dict, example_config, load_config, merge
 from .model import (
     GENERATE_HINT,
@@ -64,11 +65,14 @@ __all__ = [
     "RoutingConfig",
     "Strategy",
     "WebConfig",
+    "WorkingHours",
+    "at_work",
     "config_from_dict",
     "example_config",
     "is_user_id",
     "load_config",
     "merge",
+    "next_change",
     "parse_duration",
     "parse_size",
 ]

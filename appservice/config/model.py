@@ -8,6 +8,7 @@ from typing import Literal
 
 from mautrix.types import UserID
 
+from .hours import WorkingHours
 from .values import USER_ID_RE
 
 Role = Literal["none", "agent", "manager", "compliance", "admin"]
@@ -63,6 +64,7 @@ class ExpertConfig:
     languages: tuple[str, ...] = ()
     max_sessions: int = 3
     timezone: str | None = None
+    hours: tuple[WorkingHours, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,14 @@ class RoutingConfig:
     overflow: str | None = None
     interrupt_presence: tuple[str, ...] = ("online",)
     busy_words: tuple[str, ...] = ("busy", "dnd", "do not disturb", "meeting")
+    # How long a step with preferences (lang:, skill:) waits before asking more widely.
+    relax_after: float = 120.0
+    # A request naming an expert falls back to the group after `offer_timeout`.
+    named_fallback: bool = True
+    # A business rule that filters and orders candidates: `module:function`, or a URL.
+    rule: str | None = None
+    webhook: str | None = None
+    rule_timeout: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

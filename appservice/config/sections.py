@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mautrix.types import UserID
 
+from .hours import HOURS_EXPECTED, WorkingHours, parse_hours
 from .model import (
     GENERATE_HINT,
     LOG_LEVELS,
@@ -58,6 +60,7 @@ _SERVER_NAME = SERVER_NAME_RE, "a server name like example.org"
 _LOCALPART = LOCALPART_RE, "lower-case letters, digits and . _ = / + -"
 _ALIAS_PREFIX = ALIAS_PREFIX_RE, "letters, digits and . _ = / + -"
 _GROUP_ID = GROUP_ID_RE, "lower-case letters, digits and . _ = -"
+_RULE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"), "a Python callable as module:function"
 _DATABASE_SCHEMES = ("sqlite", "sqlite3", "postgres", "postgresql")
 
 
@@ -174,7 +177,20 @@ def _expert(reader: Reader, value: Any, key: str) -> ExpertConfig:
             section.get("max_sessions", default.max_sessions), f"{key}.max_sessions", 1, 1000
         ),
         timezone=_timezone(reader, section.get("timezone"), f"{key}.timezone"),
+        hours=_hours(reader, section.get("hours"), f"{key}.hours"),
     )
+
+
+def _hours(reader: Reader, value: Any, key: str) -> tuple[WorkingHours, ...]:
+    spans = [value] if isinstance(value, str) else value
+    entries = reader.strings(spans, key, reader.string)
+    hours = []
+    for index, entry in enumerate(entries):
+        try:
+            hours.append(parse_hours(entry))
+        except ValueError:
+            reader.problem(f"{key}[{index}]", f"is {show(entry)}", HOURS_EXPECTED)
+    return tuple(hours)
 
 
 def _timezone(reader: Reader, value: Any, key: str) -> str | None:
@@ -246,6 +262,15 @@ def _routing(reader: Reader, value: Any, key: str) -> RoutingConfig:
             w.lower()
             for w in reader.strings(get("busy_words"), f"{key}.busy_words", reader.string)
         ),
+        relax_after=reader.duration(get("relax_after"), f"{key}.relax_after") or 0.0,
+        named_fallback=reader.boolean(get("named_fallback"), f"{key}.named_fallback"),
+        rule=_rule_name(reader, get("rule"), f"{key}.rule"),
+        webhook=(
+            None
+            if get("webhook") is None
+            else reader.url(get("webhook"), f"{key}.webhook", ("https", "http"))
+        ),
+        rule_timeout=reader.duration(get("rule_timeout"), f"{key}.rule_timeout") or 0.0,
     )
 
     if routing.strategy == "first_n" and routing.offer_count < routing.needed:
@@ -255,6 +280,12 @@ def _routing(reader: Reader, value: Any, key: str) -> RoutingConfig:
             f"at least needed ({routing.needed})",
         )
     return routing
+
+
+def _rule_name(reader: Reader, value: Any, key: str) -> str | None:
+    if value is None:
+        return None
+    return reader.string(value, key, _RULE)
 
 
 def _overflow_name(reader: Reader, value: Any, key: str) -> str | None:

@@ -147,6 +147,13 @@ class Reader:
             self.problem(key, f"is {show(value)}", expected)
         return seconds
 
+    def boolean(self, value: Any, key: str) -> bool:
+        """true or false."""
+        if not isinstance(value, bool):
+            self.problem(key, f"is {show(value)}", "true or false")
+            return False
+        return value
+
     def choice(self, value: Any, key: str, options: tuple[T, ...]) -> T:
         """One of `options`."""
         if value not in options:

@@ -9,11 +9,16 @@ from mautrix.util.async_db import Connection
 
 from . import now_ms
 
-OfferState = Literal["pending", "invited", "accepted", "declined", "withdrawn", "failed"]
+OfferState = Literal[
+    "pending", "invited", "accepted", "declined", "timed_out", "withdrawn", "failed"
+]
 LIVE_STATES: tuple[OfferState, ...] = ("pending", "invited")
 
 
-_COLUMNS = "session_id, expert, state, created_at, offered_at, ended_at, reason"
+_COLUMNS = (
+    "session_id, expert, state, created_at, offered_at, ended_at, reason, expires_at,"
+    " routing_group"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,12 @@ class Offer:
     offered_at: int | None
     ended_at: int | None
     reason: str | None
+    expires_at: int | None = None
+    routing_group: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE_STATES
 
 
 def _from_row(row: Any) -> Offer:
@@ -38,17 +49,32 @@ def _from_row(row: Any) -> Offer:
         offered_at=row["offered_at"],
         ended_at=row["ended_at"],
         reason=row["reason"],
+        expires_at=row["expires_at"],
+        routing_group=row["routing_group"],
     )
 
 
-async def add_offer(conn: Connection, session_id: int, expert: str) -> bool:
-    """Record an offer about to be sent; False if this expert was offered this session before."""
+async def add_offer(
+    conn: Connection,
+    session_id: int,
+    expert: str,
+    *,
+    routing_group: str | None = None,
+    expires_at: int | None = None,
+) -> bool:
+    """Record an offer about to be sent; False if this expert was offered this session before.
+
+    `expires_at` is when the offer times out, kept here so that it survives a restart.
+    """
     inserted = await conn.fetchval(
-        "INSERT INTO offer (session_id, expert, state, created_at) VALUES ($1, $2, 'pending', $3)"
+        "INSERT INTO offer (session_id, expert, state, created_at, routing_group, expires_at)"
+        " VALUES ($1, $2, 'pending', $3, $4, $5)"
         " ON CONFLICT (session_id, expert) DO NOTHING RETURNING expert",
         session_id,
         expert,
         now_ms(),
+        routing_group,
+        expires_at,
     )
     return inserted is not None
 
@@ -95,3 +121,22 @@ async def session_offers(conn: Connection, session_id: int) -> list[Offer]:
         session_id,
     )
     return [_from_row(row) for row in rows]
+
+
+async def overdue_offers(conn: Connection, now: int) -> list[Offer]:
+    """Live offers whose time is up, oldest deadline first."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM offer WHERE expires_at <= $1"
+        " AND state IN ('pending', 'invited') ORDER BY expires_at, session_id, expert",
+        now,
+    )
+    return [_from_row(row) for row in rows]
+
+
+async def next_offer_deadline(conn: Connection) -> int | None:
+    """When the next live offer times out, if any will."""
+    value = await conn.fetchval(
+        "SELECT MIN(expires_at) FROM offer"
+        " WHERE state IN ('pending', 'invited') AND expires_at IS NOT NULL"
+    )
+    return int(value) if value is not None else None

@@ -21,7 +21,7 @@ ROUTABLE_STATES: tuple[SessionState, ...] = ("opening", "offering", "waiting")
 _COLUMNS = (
     "id, group_id, agent, dm_room_id, request_event_id, room_id, room_alias, question,"
     " preferences, state, needed, created_at, claimed_at, closed_at, closed_by, channel,"
-    " reference, customer"
+    " reference, customer, routing_group, step, step_deadline, dm_user"
 )
 
 
@@ -47,6 +47,16 @@ class Session:
     channel: str | None = None
     reference: str | None = None
     customer: str | None = None
+    # The group being asked now: the session's own, or an overflow group after escalation.
+    routing_group: str | None = None
+    step: int = 0
+    step_deadline: int | None = None
+    dm_user: str | None = None
+
+    @property
+    def asked_group(self) -> str:
+        """The group whose experts are being asked now."""
+        return self.routing_group or self.group_id
 
     @property
     def is_open(self) -> bool:
@@ -83,6 +93,10 @@ def _from_row(row: Any) -> Session:
         channel=row["channel"],
         reference=row["reference"],
         customer=row["customer"],
+        routing_group=row["routing_group"],
+        step=row["step"],
+        step_deadline=row["step_deadline"],
+        dm_user=row["dm_user"],
     )
 
 
@@ -100,6 +114,7 @@ async def create_session(
     channel: str | None = None,
     reference: str | None = None,
     customer: str | None = None,
+    dm_user: str | None = None,
 ) -> int:
     """Insert a session in state `opening`; returns its ID.
 
@@ -108,8 +123,8 @@ async def create_session(
     """
     session_id = await conn.fetchval(
         "INSERT INTO session (group_id, agent, dm_room_id, request_event_id, question,"
-        " preferences, state, needed, created_at, channel, reference, customer)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'opening', $7, $8, $9, $10, $11) RETURNING id",
+        " preferences, state, needed, created_at, channel, reference, customer, dm_user)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'opening', $7, $8, $9, $10, $11, $12) RETURNING id",
         group_id,
         agent,
         dm_room_id,
@@ -121,6 +136,7 @@ async def create_session(
         channel,
         reference,
         customer,
+        dm_user,
     )
     alias = f"{alias_prefix}{session_id}-{secrets.token_hex(3)}"
     await conn.execute("UPDATE session SET room_alias=$1 WHERE id=$2", alias, session_id)
@@ -192,18 +208,8 @@ async def sessions_in_states(conn: Connection, states: tuple[str, ...]) -> list[
     return [_from_row(row) for row in rows]
 
 
-async def claimed_count(conn: Connection, expert: str) -> int:
-    """How many open sessions this expert has claimed: the load that `max_sessions` caps."""
-    count = await conn.fetchval(
-        "SELECT COUNT(*) FROM offer JOIN session ON session.id=offer.session_id"
-        " WHERE offer.expert=$1 AND offer.state='accepted' AND session.state='claimed'",
-        expert,
-    )
-    return int(count)
-
-
 async def claimed_counts(conn: Connection, experts: Sequence[str]) -> dict[str, int]:
-    """`claimed_count` for many experts in one query; experts with none are absent."""
+    """How many open sessions each expert has claimed (the load `max_sessions` caps)."""
     if not experts:
         return {}
     placeholders = ", ".join(f"${i}" for i in range(1, len(experts) + 1))
@@ -215,3 +221,48 @@ async def claimed_counts(conn: Connection, experts: Sequence[str]) -> dict[str, 
         *experts,
     )
     return {row["expert"]: int(row["open"]) for row in rows}
+
+
+async def set_step(
+    conn: Connection, session_id: int, routing_group: str, step: int, deadline: int | None
+) -> None:
+    """Enter a routing step: the group asked, the step's number and when it ends."""
+    await conn.execute(
+        "UPDATE session SET routing_group=$1, step=$2, step_deadline=$3 WHERE id=$4",
+        routing_group,
+        step,
+        deadline,
+        session_id,
+    )
+
+
+async def overdue_sessions(conn: Connection, now: int) -> list[Session]:
+    """Routable sessions whose current step has run out of time, oldest deadline first."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM session WHERE step_deadline <= $1"
+        " AND state IN ('opening', 'offering', 'waiting') ORDER BY step_deadline, id",
+        now,
+    )
+    return [_from_row(row) for row in rows]
+
+
+async def next_step_deadline(conn: Connection) -> int | None:
+    """When the next routable session's step runs out, if any does."""
+    value = await conn.fetchval(
+        "SELECT MIN(step_deadline) FROM session"
+        " WHERE state IN ('opening', 'offering', 'waiting') AND step_deadline IS NOT NULL"
+    )
+    return int(value) if value is not None else None
+
+
+async def last_claims(conn: Connection, experts: Sequence[str]) -> dict[str, int]:
+    """When each expert last took a session (ms); experts who never did are absent."""
+    if not experts:
+        return {}
+    placeholders = ", ".join(f"${i}" for i in range(1, len(experts) + 1))
+    rows = await conn.fetch(
+        "SELECT expert, MAX(ended_at) AS last FROM offer"
+        f" WHERE expert IN ({placeholders}) AND state='accepted' GROUP BY expert",
+        *experts,
+    )
+    return {row["expert"]: int(row["last"]) for row in rows}

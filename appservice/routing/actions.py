@@ -1,4 +1,4 @@
-"""The homeserver calls behind each outbox action, and routing itself."""
+"""The homeserver calls behind each outbox action."""
 
 from __future__ import annotations
 
@@ -6,21 +6,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from mautrix.errors import MatrixRequestError, MRoomInUse
+from mautrix.errors import MRoomInUse
 from mautrix.types import ContentURI, EventType, RoomAlias, RoomCreatePreset, RoomID, UserID
 from mautrix.util.async_db import Database
 
 from ..archive.chat import search_reply
 from ..archive.media import store_media_file
 from ..config import Config, GroupConfig
-from ..db import connection, dm_rooms, events, offers, sessions, transaction
-from ..db import presence as presence_module
-from ..db.decisions import record_decision
+from ..db import connection, dm_rooms, events, outbox, sessions, transaction
 from ..db.outbox import Action
-from ..db.sessions import Session
+from ..db.sessions import ROUTABLE_STATES, Session
 from ..matrix.client import MatrixClient
 from . import texts
-from .availability import available_experts
+from .opening import session_lane
+from .router import Router
 
 log = logging.getLogger("backline.routing")
 
@@ -49,12 +48,18 @@ class Actions:
     """Carries out outbox actions against the homeserver."""
 
     def __init__(
-        self, config: Config, db: Database, matrix: MatrixClient, state_lock: asyncio.Lock
+        self,
+        config: Config,
+        db: Database,
+        matrix: MatrixClient,
+        state_lock: asyncio.Lock,
+        router: Router,
     ) -> None:
         self.config = config
         self.db = db
         self.matrix = matrix
         self.state_lock = state_lock
+        self.router = router
         self._handlers: dict[str, Callable[[Action], Awaitable[None]]] = {
             "notice": self._notice,
             "join_dm": self._join_dm,
@@ -132,13 +137,15 @@ class Actions:
                 await events.attach_room_to_session(conn, room_id, session.id)
             session.room_id = room_id
 
-        await self.matrix.group_intent(group.id).send_notice(
+        # The question and the offers go out side by side: neither waits for the other, and
+        # both are safe to repeat if this action runs again after a failure.
+        question = self.matrix.group_intent(group.id).send_notice(
             RoomID(session.room_id),
             texts.question_posted(session.agent, session.question),
             txn_id=f"backline-question-{session.id}",
             ensure_joined=False,
         )
-        await self.route(session.id, first=True)
+        await asyncio.gather(question, self.router.route(session.id, first=True))
 
     async def _create_room(self, session: Session, group: GroupConfig) -> str:
         """Make the session room, or find the one a crashed earlier attempt made."""
@@ -173,112 +180,7 @@ class Actions:
     # Routing
 
     async def _route_action(self, action: Action) -> None:
-        await self.route(action.payload["session_id"])
-
-    async def route(self, session_id: int, first: bool = False) -> None:
-        """Offer a session to every interruptible member not offered yet (broadcast)."""
-        session = await self._load(session_id)
-        if session is None or not session.is_routable or session.room_id is None:
-            return
-        group = self.config.group(session.group_id)
-        if group is None:
-            return
-        await self.refresh_unknown_presence(group)
-
-        async with self.state_lock, transaction(self.db) as conn:
-            session = await sessions.get_session(conn, session_id)
-            if session is None or not session.is_routable:
-                return
-            existing = await offers.session_offers(conn, session_id)
-            choice = await available_experts(
-                conn,
-                self.config,
-                group,
-                already_offered={o.expert for o in existing},
-                agent=session.agent,
-            )
-            for expert in choice.offer:
-                await offers.add_offer(conn, session_id, expert)
-            if choice.offer:
-                # Offering from the moment the offers exist, before any invite can arrive.
-                await sessions.set_state(
-                    conn, session_id, "offering", only_from=("opening", "waiting")
-                )
-            unsent = [o.expert for o in existing if o.state == "pending"]
-            live = [o.expert for o in existing if o.state in offers.LIVE_STATES]
-            summary = f"offered to {len(choice.offer)}, skipped {len(choice.skipped)}"
-            await record_decision(
-                conn,
-                session_id,
-                summary,
-                {"offered": list(choice.offer), "skipped": choice.skipped},
-            )
-        log.info(
-            "Routing decision: %s",
-            summary,
-            extra={"session": session_id, "offered": choice.offer, "skipped": choice.skipped},
-        )
-
-        await self._send_offers(session, group, [*unsent, *choice.offer])
-        await self._settle(session, group, first=first, offered=len(choice.offer) + len(live))
-
-    async def _send_offers(self, session: Session, group: GroupConfig, experts: list[str]) -> None:
-        """Invite experts at once; an invite the homeserver refuses ends that offer as failed."""
-        intent = self.matrix.group_intent(group.id)
-        reason = texts.invite_reason(group, session.agent, session.question)
-        results = await asyncio.gather(
-            *(
-                intent.invite_user(RoomID(session.room_id or ""), UserID(e), reason=reason)
-                for e in experts
-            ),
-            return_exceptions=True,
-        )
-        async with self.state_lock, transaction(self.db) as conn:
-            for expert, result in zip(experts, results, strict=True):
-                if isinstance(result, MatrixRequestError):
-                    log.warning(
-                        "Invite of %s failed: %s", expert, result, extra={"session": session.id}
-                    )
-                    await offers.end_offer(conn, session.id, expert, "failed", str(result))
-                elif isinstance(result, BaseException):
-                    raise result
-                else:
-                    await offers.mark_invited(conn, session.id, expert)
-
-    async def _settle(
-        self, session: Session, group: GroupConfig, *, first: bool, offered: int
-    ) -> None:
-        """Move the session to offering or waiting, and tell the agent which."""
-        async with self.state_lock, transaction(self.db) as conn:
-            live = [
-                o
-                for o in await offers.session_offers(conn, session.id)
-                if o.state in offers.LIVE_STATES
-            ]
-            if live:
-                await sessions.set_state(
-                    conn, session.id, "offering", only_from=("opening", "waiting")
-                )
-                waiting = False
-            else:
-                waiting = await sessions.set_state(
-                    conn, session.id, "waiting", only_from=("opening", "offering")
-                )
-        room = session.room_reference(self.config.homeserver.domain)
-        if not session.dm_room_id:
-            return
-        if waiting:
-            text = texts.waiting(group, room)
-        elif first and live:
-            text = texts.offered(len(live), group, room)
-        else:
-            return
-        await self.matrix.group_intent(group.id).send_notice(
-            RoomID(session.dm_room_id),
-            text,
-            txn_id=f"backline-settle-{session.id}-{'wait' if waiting else 'offer'}-{offered}",
-            ensure_joined=False,
-        )
+        await self.router.route(action.payload["session_id"])
 
     async def _search_reply(self, action: Action) -> None:
         """Answer `!search`, unless someone besides the asker and the bot is in the room."""
@@ -302,26 +204,18 @@ class Actions:
             await events.media_stored(conn, mxc, digest, len(data))
 
     async def _read_presence_action(self, action: Action) -> None:
+        """A member joined the roster: read their presence, then re-route the group's requests."""
         group = self.config.group(action.payload["group_id"])
-        if group is not None:
-            await self.read_presence(group, [action.payload["user_id"]])
-
-    async def refresh_unknown_presence(self, group: GroupConfig) -> None:
-        """Read presence from the homeserver for members Backline has heard nothing of."""
-        async with connection(self.db) as conn:
-            known = await presence_module.presence_of(conn, list(group.members))
-        unknown = [m for m in group.members if m not in known]
-        if unknown:
-            await self.read_presence(group, unknown)
+        if group is None:
+            return
+        await self.router.read_presence(group, [action.payload["user_id"]])
+        async with self.state_lock, transaction(self.db) as conn:
+            for session in await sessions.sessions_in_states(conn, ROUTABLE_STATES):
+                if session.asked_group == group.id:
+                    await outbox.enqueue(
+                        conn, session_lane(session.id), "route", session_id=session.id
+                    )
 
     async def read_presence(self, group: GroupConfig, users: Sequence[str]) -> None:
         """Ask the homeserver for these users' presence and store the answers."""
-        answers = await asyncio.gather(
-            *(self.matrix.read_presence(group.id, user) for user in users), return_exceptions=True
-        )
-        async with self.state_lock, transaction(self.db) as conn:
-            for user, answer in zip(users, answers, strict=True):
-                if isinstance(answer, tuple):
-                    await presence_module.save_presence(conn, user, answer[0], answer[1])
-                elif isinstance(answer, BaseException):
-                    log.warning("Could not read presence of %s: %s", user, answer)
+        await self.router.read_presence(group, users)

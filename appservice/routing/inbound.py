@@ -21,8 +21,8 @@ from ..db.decisions import record_decision
 from ..db.sessions import Session
 from ..matrix.events import PresenceUpdate, RoomEvent
 from ..permissions import askable_groups, can_search_archive, may_ask, role_for
-from . import texts
-from .availability import available_experts
+from . import moves, texts
+from .availability import available_experts, group_members, situation_of
 from .candidates import skip_reason
 from .opening import open_session, session_lane
 from .preferences import parse_request
@@ -88,12 +88,8 @@ class Inbound:
             await self._on_session_member(conn, session, event, target)
             return
         roster_of = await groups_db.group_of_roster(conn, event.room_id)
-        if roster_of is not None and event.membership == "join":
-            # Sharing a room makes the expert's presence readable, and it may never change
-            # while they stay online, so read it now rather than wait for an update.
-            await outbox.enqueue(
-                conn, f"roster:{roster_of}", "read_presence", group_id=roster_of, user_id=target
-            )
+        if roster_of is not None:
+            await self._on_roster_member(conn, roster_of, event)
 
     async def _on_invite(self, conn: Connection, event: RoomEvent, invitee: str) -> None:
         group = self.config.group_for_mxid(invitee)
@@ -128,72 +124,26 @@ class Inbound:
         if offer is None:
             return
         if event.membership == "join":
-            await self._accept(conn, session, expert)
-        elif (
-            event.membership == "leave"
-            and event.sender == expert
-            and await offers.end_offer(conn, session.id, expert, "declined", "declined the invite")
-        ):
-            await record_decision(conn, session.id, f"{expert} declined", {"expert": expert})
-            await outbox.enqueue(conn, session_lane(session.id), "route", session_id=session.id)
-            log.info("Offer declined", extra={"session": session.id, "expert": expert})
-
-    async def _accept(self, conn: Connection, session: Session, expert: str) -> None:
-        """A join: the first `needed` joins, in the homeserver's order, claim the session."""
-        if not session.is_routable:
-            return
-        if not await offers.end_offer(conn, session.id, expert, "accepted", "joined"):
-            return
-        all_offers = await offers.session_offers(conn, session.id)
-        accepted = [o.expert for o in all_offers if o.state == "accepted"]
-        lane = session_lane(session.id)
-        log.info("Offer accepted", extra={"session": session.id, "expert": expert})
-        if len(accepted) < session.needed:
-            progress = f"{expert} joined ({len(accepted)} of {session.needed} needed)."
-            await self.notice(
-                conn, lane, session.room_id or "", self.group_user(session), progress
+            await moves.accept(conn, self.config, session, expert)
+        elif event.membership == "leave" and event.sender == expert:
+            await moves.end_offer(
+                conn, self.config, session, offer, "declined", "declined the invite"
             )
+
+    async def _on_roster_member(self, conn: Connection, group_id: str, event: RoomEvent) -> None:
+        """Who joins a group's roster room is one of its experts; who leaves it is not."""
+        user = event.state_key or ""
+        if self.config.is_own_user(user) or event.membership not in ("join", "leave", "ban"):
             return
-
-        await sessions.set_state(
-            conn, session.id, "claimed", only_from=("opening", "offering", "waiting")
-        )
-        reason = texts.withdrawn(" and ".join(accepted))
-        withdrawn = await self.withdraw_live_offers(conn, session, reason)
-        await record_decision(
-            conn,
-            session.id,
-            f"claimed by {', '.join(accepted)}",
-            {"claimed_by": accepted, "withdrawn": withdrawn},
-        )
-        announcement = texts.claimed(accepted)
-        await self.notice(
-            conn, lane, session.room_id or "", self.group_user(session), announcement
-        )
-        if session.dm_room_id:
-            await self.notice(
-                conn, lane, session.dm_room_id, self.group_user(session), announcement
+        membership = "join" if event.membership == "join" else "leave"
+        await groups_db.set_roster_membership(conn, group_id, user, membership)
+        log.info("Roster change", extra={"group": group_id, "user_id": user, "now": membership})
+        if membership == "join":
+            # Sharing a room makes the expert's presence readable, and it may never change
+            # while they stay online, so read it now rather than wait for an update.
+            await outbox.enqueue(
+                conn, f"roster:{group_id}", "read_presence", group_id=group_id, user_id=user
             )
-        log.info("Session claimed", extra={"session": session.id, "claimed_by": accepted})
-
-    async def withdraw_live_offers(
-        self, conn: Connection, session: Session, reason: str
-    ) -> list[str]:
-        """End every live offer of a session and queue the kicks that withdraw the invites."""
-        withdrawn = []
-        for offer in await offers.session_offers(conn, session.id):
-            if await offers.end_offer(conn, session.id, offer.expert, "withdrawn", reason):
-                withdrawn.append(offer.expert)
-                await outbox.enqueue(
-                    conn,
-                    session_lane(session.id),
-                    "kick",
-                    room_id=session.room_id,
-                    user_id=self.group_user(session),
-                    target=offer.expert,
-                    reason=reason,
-                )
-        return withdrawn
 
     def group_user(self, session: Session) -> str:
         return self.config.group_mxid(session.group_id)
@@ -225,6 +175,10 @@ class Inbound:
             )
         elif command == "!search" and group is None:
             await self._search(conn, event, text[len(command) :])
+        elif command == "!ask" and group is None:
+            await self._ask(conn, event, text[len(command) :])
+        elif command == "!cancel":
+            await self._cancel_from_dm(conn, event, group, speaker)
         elif command or group is None:
             help_text = texts.greeting(group) if group else self._bot_help(event.sender)
             await self.notice(conn, lane, event.room_id, speaker, help_text)
@@ -263,9 +217,20 @@ class Inbound:
             lines.append((group, self.config.group_mxid(group.id), len(choice.offer)))
         return texts.groups_list(lines)
 
-    async def open_request(self, conn: Connection, event: RoomEvent, group: GroupConfig) -> None:
-        """Start a session from an agent's DM message, unless one is open already."""
-        speaker = self.config.group_mxid(group.id)
+    async def open_request(
+        self,
+        conn: Connection,
+        event: RoomEvent,
+        group: GroupConfig,
+        *,
+        text: str | None = None,
+        speaker: str | None = None,
+    ) -> None:
+        """Start a session from an agent's DM message, unless one is open already.
+
+        `text` and `speaker` differ from the message and the group user for `!ask`.
+        """
+        speaker = speaker or self.config.group_mxid(group.id)
         lane = room_lane(event.room_id)
         existing = await sessions.open_session_of(conn, event.sender, group.id)
         if existing is not None:
@@ -279,7 +244,7 @@ class Inbound:
                 texts.already_open(group, existing.room_reference(self.config.homeserver.domain)),
             )
             return
-        request = parse_request(event.body, event.mentioned_users)
+        request = parse_request(event.body if text is None else text, event.mentioned_users)
         if not request.question:
             await self.notice(conn, lane, event.room_id, speaker, texts.empty_question())
             return
@@ -292,6 +257,7 @@ class Inbound:
             request,
             dm_room_id=event.room_id,
             request_event_id=event.event_id,
+            dm_user=speaker,
         )
         await events.link_event(conn, event.event_id, session_id)
 
@@ -305,6 +271,8 @@ class Inbound:
             await self.notice(conn, lane, event.room_id, speaker, texts.SESSION_HELP)
         elif command == "!close":
             await self._close(conn, session, event.sender)
+        elif command == "!cancel":
+            await self._cancel(conn, session, event.sender, event.room_id, speaker)
 
     async def _close(self, conn: Connection, session: Session, by: str) -> None:
         lane = session_lane(session.id)
@@ -324,33 +292,78 @@ class Inbound:
 
         if session.state == "claimed":
             await sessions.close_session(conn, session.id, by)
+            await record_decision(conn, session.id, f"closed by {by}", {"closed_by": by})
+            await self.notice(conn, lane, session.room_id or "", speaker, texts.closed(by))
+            log.info("Session closed", extra={"session": session.id})
         else:
-            await sessions.set_state(
-                conn, session.id, "cancelled", only_from=("opening", "offering", "waiting")
-            )
-            await self.withdraw_live_offers(conn, session, texts.withdrawn_cancelled(by))
-        await record_decision(conn, session.id, f"closed by {by}", {"closed_by": by})
-        await self.notice(conn, lane, session.room_id or "", speaker, texts.closed(by))
-        log.info("Session closed", extra={"session": session.id})
+            await moves.cancel(conn, self.config, session, by)
+
+    async def _cancel(
+        self, conn: Connection, session: Session, by: str, room_id: str, speaker: str
+    ) -> None:
+        """`!cancel` from the agent: withdraw a request nobody has taken yet."""
+        lane = session_lane(session.id)
+        if by != session.agent:
+            await self.notice(conn, lane, room_id, speaker, texts.not_allowed_to_close())
+        elif session.state == "claimed":
+            await self.notice(conn, lane, room_id, speaker, texts.cannot_cancel_claimed())
+        elif session.is_routable:
+            await moves.cancel(conn, self.config, session, by)
+
+    async def _cancel_from_dm(
+        self, conn: Connection, event: RoomEvent, group: GroupConfig | None, speaker: str
+    ) -> None:
+        """`!cancel` in a DM: the agent's untaken requests (to this group; all in the bot DM)."""
+        cancelled = False
+        for session in await sessions.sessions_in_states(conn, sessions.ROUTABLE_STATES):
+            if session.agent == event.sender and (group is None or session.group_id == group.id):
+                cancelled |= await moves.cancel(conn, self.config, session, event.sender)
+        if not cancelled:
+            lane = room_lane(event.room_id)
+            await self.notice(conn, lane, event.room_id, speaker, texts.nothing_to_cancel())
+
+    async def _ask(self, conn: Connection, event: RoomEvent, rest: str) -> None:
+        """`!ask GROUP question` in the bot DM: as if the agent messaged the group's user."""
+        lane, bot = room_lane(event.room_id), self.config.bot_mxid
+        name, _, question = rest.strip().partition(" ")
+        if not name or not question.strip():
+            await self.notice(conn, lane, event.room_id, bot, texts.ask_usage())
+            return
+        group = self._group_named(name)
+        if group is None or not may_ask(event.sender, group, self.config):
+            await self.notice(conn, lane, event.room_id, bot, texts.unknown_group(name))
+            return
+        await self.open_request(conn, event, group, text=question, speaker=bot)
+
+    def _group_named(self, name: str) -> GroupConfig | None:
+        """A group by its id, its user ID or its display name (any case)."""
+        folded = name.casefold()
+        return self.config.group_for_mxid(name) or next(
+            (
+                g
+                for g in self.config.groups
+                if folded in (g.id.casefold(), g.displayname.casefold())
+            ),
+            None,
+        )
 
     # Presence
 
     async def on_presence(self, conn: Connection, update: PresenceUpdate) -> None:
         """Store a presence change; an expert who can now be interrupted gets waiting requests."""
-        await presence_db.save_presence(conn, update.user_id, update.presence, update.status_msg)
-        waiting = await sessions.sessions_in_states(conn, ("waiting",))
-        for session in waiting:
-            group = self.config.group(session.group_id)
-            if group is None or update.user_id not in group.members:
+        user = update.user_id
+        await presence_db.save_presence(conn, user, update.presence, update.status_msg)
+        members: dict[str, list[str]] = {}
+        for session in await sessions.sessions_in_states(conn, sessions.ROUTABLE_STATES):
+            group = self.config.group(session.asked_group)
+            if group is None:
                 continue
-            reason = skip_reason(
-                update.user_id,
-                group,
-                self.config.expert(update.user_id),
-                presence_db.Presence(update.user_id, update.presence, update.status_msg, 0),
-                await sessions.claimed_count(conn, update.user_id),
-            )
-            if reason is None:
+            if group.id not in members:
+                members[group.id] = await group_members(conn, self.config, group)
+            if user not in members[group.id] or await offers.get_offer(conn, session.id, user):
+                continue
+            situation = await situation_of(conn, self.config, [user])
+            if skip_reason(user, group, situation) is None:
                 await outbox.enqueue(
                     conn, session_lane(session.id), "route", session_id=session.id
                 )

@@ -38,10 +38,12 @@ async def open_session(
     dm_room_id: str | None = None,
     request_event_id: str | None = None,
     query: CustomerQuery | None = None,
+    dm_user: str | None = None,
 ) -> int:
     """Record a new session and queue the making of its room; returns the session ID.
 
     The caller checks that the agent may ask the group; this commits with its transaction.
+    `dm_user` is who answers in the agent's DM (the group user, or the bot after `!ask`).
     """
     query = query or CustomerQuery()
     session_id = await sessions.create_session(
@@ -57,6 +59,7 @@ async def open_session(
         channel=query.channel,
         reference=query.reference,
         customer=query.customer,
+        dm_user=dm_user,
     )
     await outbox.enqueue(conn, session_lane(session_id), "open_session", session_id=session_id)
     log.info("Session opened", extra={"session": session_id, "group": group.id})

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..config import GroupConfig
+
+if TYPE_CHECKING:
+    from .steps import Preferences, Step
 
 BOT_HELP = (
     "I route questions to expert groups.\n"
     "• !groups: the groups you may ask, with how many experts are available now\n"
-    "• To ask a group, message its user (listed by !groups) with your question.\n"
+    "• !ask GROUP your question: ask a group from here (lang:de, skill:refunds and an\n"
+    "  expert's user ID in the question are preferences)\n"
+    "• !cancel: withdraw your requests that nobody has taken yet\n"
+    "• Or message a group's user (listed by !groups) with your question.\n"
     "• !help: this text"
 )
 
@@ -20,12 +27,15 @@ GROUP_HELP = (
     "Add lang:de or skill:refunds to ask for a language or a skill, or mention an expert by "
     "their user ID to ask them first.\n"
     "• !groups: the groups you may ask\n"
+    "• !cancel: withdraw your request before anyone takes it\n"
     "• !help: this text\n"
     "In a session room: !close ends the session."
 )
 
 SESSION_HELP = (
-    "• !close: end this session (the agent or an expert who took it)\n• !help: this text"
+    "• !close: end this session (the agent or an expert who took it)\n"
+    "• !cancel: withdraw the request before anyone takes it (the agent)\n"
+    "• !help: this text"
 )
 
 
@@ -133,3 +143,94 @@ def search_not_private() -> str:
         "I answer !search only in a chat between you and me: other people are in this room. "
         "Start a new direct chat with me, or use the archive page."
     )
+
+
+def progress(expert: str, joined: int, needed: int) -> str:
+    """An acceptance that does not yet claim a session that needs several experts."""
+    return f"{expert} joined ({joined} of {needed} needed)."
+
+
+def timed_out(seconds: float) -> str:
+    """Kick reason of an offer nobody answered in time."""
+    return f"Nobody answered this offer within {duration(seconds)}, so it went to someone else."
+
+
+def withdrawn_expired() -> str:
+    """Kick reason when a request ends because nobody took it."""
+    return "Nobody could take this request in time; it was closed."
+
+
+def cancelled(by: str) -> str:
+    """Posted when the agent withdraws a request."""
+    return f"{by} cancelled this request before anyone took it."
+
+
+def cannot_cancel_claimed() -> str:
+    """`!cancel` after someone took the session."""
+    return "An expert has already taken this session; send !close in its room to end it."
+
+
+def nothing_to_cancel() -> str:
+    """`!cancel` with no open request."""
+    return "You have no request waiting for an expert."
+
+
+def expired(group: GroupConfig | None, why: str) -> str:
+    """Told to the agent when nobody could take the request."""
+    name = group.displayname if group else "the group"
+    return (
+        f"Sorry: nobody of {name} could take your request ({why}). It is closed; "
+        "ask again later or try another group."
+    )
+
+
+def step_description(step: Step, group: GroupConfig | None, preferences: Preferences) -> str:
+    """What a routing step asks, in words."""
+    name = group.displayname if group else step.group_id
+    if step.kind == "named":
+        return f"asking {', '.join(preferences.experts)} of {name}"
+    if step.kind == "preferred":
+        return f"asking experts of {name} with {preferences.describe()}"
+    return f"asking all experts of {name}"
+
+
+def step_taken(why: str, description: str) -> str:
+    """Posted in the session room when routing moves to its next step."""
+    return f"{why[:1].upper()}{why[1:]}; now {description}."
+
+
+def unknown_group(name: str) -> str:
+    """`!ask` naming a group that does not exist or that the agent may not ask."""
+    return f"There is no group {name!r} you may ask. Send !groups to see them."
+
+
+def ask_usage() -> str:
+    """`!ask` without a group or question."""
+    return "Write !ask GROUP your question, for example: !ask billing lang:de Refund twice?"
+
+
+def duration(seconds: float) -> str:
+    """A duration as people say it: 45 s, 2 min, 1 h 30 min."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def nobody_left(step: Step, group: GroupConfig, preferences: Preferences, pool_empty: bool) -> str:
+    """Why a routing step ended before its time: nobody (left) to ask."""
+    if pool_empty and step.kind == "named":
+        return f"{', '.join(preferences.experts)} is not an expert of {group.displayname}"
+    if pool_empty and step.kind == "preferred":
+        return f"no expert of {group.displayname} has {preferences.describe()}"
+    if pool_empty:
+        return f"{group.displayname} has no experts"
+    return f"everyone of {group.displayname} who could be asked has declined or not answered"
+
+
+def step_timed_out(seconds: float) -> str:
+    """Why a routing step ended: its time ran out."""
+    return f"nobody took the request within {duration(seconds)}"

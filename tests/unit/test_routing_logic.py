@@ -6,7 +6,7 @@ from mautrix.types import UserID
 
 from appservice.config import ExpertConfig, GroupConfig, RoutingConfig
 from appservice.db.presence import Presence
-from appservice.routing.candidates import busy_word_in, choose_experts
+from appservice.routing.candidates import Situation, busy_word_in, choose_experts
 from appservice.routing.preferences import parse_request
 
 ROUTING = RoutingConfig(
@@ -73,10 +73,9 @@ def test_each_skipped_expert_gets_a_reason() -> None:
         "@asked:x": online("@asked:x"),
     }
     profiles = {m: ExpertConfig((), (), max_sessions=2, timezone=None) for m in members}
+    situation = Situation(profiles, presence, {"@full:x": 2})
 
-    choice = choose_experts(
-        group(*members), members, profiles, presence, {"@full:x": 2}, {"@asked:x"}, "@agent:x"
-    )
+    choice = choose_experts(group(*members), members, situation, {"@asked:x"}, "@agent:x")
 
     assert choice.offer == ("@on:x",)
     assert choice.skipped == {
