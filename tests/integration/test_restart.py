@@ -1,0 +1,145 @@
+"""A real `backline` process killed with SIGKILL in the middle of a serial session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from mautrix.types import UserID
+
+from appservice.db import connection, open_database
+from appservice.db import offers as offers_db
+from appservice.db import sessions as sessions_db
+from tests.integration.conftest import unique_group_id
+from tests.integration.matrix_user import MatrixUserFactory, SynapseWithAppservice
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[[], Awaitable[asyncio.subprocess.Process]]
+
+
+@pytest.fixture
+async def backline_process(
+    synapse: SynapseWithAppservice, database_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[[dict[str, object]], Start]]:
+    """Runs `python -m appservice` with a config; every process started is killed at the end."""
+    processes: list[asyncio.subprocess.Process] = []
+
+    def prepare(group: dict[str, object]) -> Start:
+        config = {
+            "homeserver": {"address": synapse.url, "domain": synapse.server_name},
+            "appservice": {
+                "address": synapse.appservice_url,
+                "hostname": "127.0.0.1",
+                "port": synapse.appservice_port,
+                "as_token": synapse.as_token,
+                "hs_token": synapse.hs_token,
+            },
+            "database": {"url": database_url},
+            "permissions": {"*": "agent"},
+            "groups": [group],
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(json.dumps(config))
+
+        async def start() -> asyncio.subprocess.Process:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "appservice",
+                "-c",
+                str(path),
+                "-r",
+                str(tmp_path / "registration.yaml"),
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            processes.append(process)
+            await wait_for_health(synapse.appservice_url)
+            return process
+
+        return start
+
+    yield prepare
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def wait_for_health(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError("Backline did not become healthy")
+
+
+async def test_an_offer_that_falls_due_while_killed_times_out_after_restart_and_routing_goes_on(
+    backline_process: Callable[[dict[str, object]], Start],
+    matrix_user: MatrixUserFactory,
+    synapse: SynapseWithAppservice,
+    database_url: str,
+) -> None:
+    agent, first, second, third = await asyncio.gather(
+        matrix_user("agent"), matrix_user("first"), matrix_user("second"), matrix_user("third")
+    )
+    experts = [first, second, third]
+    group_id = unique_group_id("serialkill")
+    group_user = UserID(f"@group-{group_id}:{synapse.server_name}")
+    start = backline_process(
+        {
+            "id": group_id,
+            "members": [e.user_id for e in experts],
+            "routing": {"strategy": "serial", "offer_timeout": "3s"},
+        }
+    )
+    process = await start()
+    for expert in experts:
+        roster = await expert.wait_for_invite(predicate=lambda i: i.sender == group_user)
+        await expert.join(roster.room_id)
+    dm = await agent.create_dm(group_user)
+    await agent.wait_for_membership(dm, group_user, "join")
+    await agent.send_text(dm, "Which refund policy applies to order 7?")
+    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    await first.wait_for_invite(predicate=lambda i: i.room_id == room)
+
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    await asyncio.sleep(4)  # the first offer falls due while nothing runs
+    process = await start()
+
+    withdrawn = await first.wait_for_membership(room, first.user_id, "leave", timeout=30)
+    assert withdrawn.sender == group_user
+    assert withdrawn.reason is not None and "Nobody answered this offer" in withdrawn.reason
+    await second.wait_for_invite(timeout=30, predicate=lambda i: i.room_id == room)
+    await second.join(room)
+    _, told = await agent.wait_for_message(dm, predicate=lambda body, _: "will help" in body)
+    assert told == f"{second.user_id} joined and will help you."
+
+    db = await open_database(database_url)
+    try:
+        async with connection(db) as conn:
+            mine = [
+                s
+                for s in await sessions_db.sessions_in_states(conn, sessions_db.OPEN_STATES)
+                if s.agent == agent.user_id
+            ]
+            offers = {o.expert: o.state for o in await offers_db.session_offers(conn, mine[0].id)}
+    finally:
+        await db.stop()
+    assert len(mine) == 1
+    assert mine[0].state == "claimed"
+    assert offers == {first.user_id: "timed_out", second.user_id: "accepted"}
+    assert [i.room_id for i in first.invites_seen() if i.room_id == room] == [room]
+    assert not [i for i in third.invites_seen() if i.room_id == room]
