@@ -66,6 +66,8 @@ async def load_transcript(conn: Connection, session_id: int) -> Transcript | Non
     metadata = {
         "session_id": session.id,
         "group": session.group_id,
+        # After an escalation, the overflow group whose experts were asked last.
+        "asked_group": session.asked_group,
         "agent": session.agent,
         "state": session.state,
         "question": session.question,
