@@ -70,11 +70,11 @@ class RoutingClock:
                 session = await sessions.get_session(conn, offer.session_id)
                 if session is None:
                     continue
-                timeout = (now - offer.created_at) / 1000
+                timeout = ((offer.expires_at or now) - offer.created_at) / 1000
                 why = texts.timed_out(max(timeout, 0))
                 await moves.end_offer(conn, self.config, session, offer, "timed_out", why)
             for session in await sessions.overdue_sessions(conn, now):
-                step = moves.steps_of(self.config, session)[session.step]
+                step = moves.current_step(self.config, session)
                 why = texts.step_timed_out(step.timeout or 0)
                 await moves.step_on(conn, self.config, session, why)
             if self._hours_change is not None and self._hours_change.timestamp() * 1000 <= now:

@@ -31,6 +31,12 @@ def steps_of(config: Config, session: Session) -> list[Step]:
     return plan_steps(config, group, Preferences.from_stored(session.preferences))
 
 
+def current_step(config: Config, session: Session) -> Step:
+    """The step the session is in; the last one if the config now has fewer steps."""
+    steps = steps_of(config, session)
+    return steps[min(session.step, len(steps) - 1)]
+
+
 async def notify(
     conn: Connection, config: Config, session: Session, text: str, *, dm: bool = True
 ) -> None:
@@ -135,7 +141,8 @@ async def enter_step(
     conn: Connection, config: Config, session: Session, number: int, why: str | None
 ) -> None:
     """Start step `number` of the session's routing; `why` says why the last one ended."""
-    step = steps_of(config, session)[number]
+    steps = steps_of(config, session)
+    step = steps[min(number, len(steps) - 1)]
     deadline = now_ms() + int(step.timeout * 1000) if step.timeout is not None else None
     await sessions.set_step(conn, session.id, step.group_id, number, deadline)
     session.routing_group, session.step, session.step_deadline = step.group_id, number, deadline

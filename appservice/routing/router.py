@@ -102,7 +102,7 @@ class Router:
         self, conn: Connection, session: Session, ranking: Ranking | None
     ) -> Consideration | None:
         """Apply the step, availability, strategy and rule to the group's members."""
-        step = moves.steps_of(self.config, session)[session.step]
+        step = moves.current_step(self.config, session)
         group = self.config.group(step.group_id)
         if group is None:
             log.warning("Group %s is gone from the config", step.group_id)
@@ -211,7 +211,7 @@ class Router:
                 await self._tell_dm(conn, session, texts.offered(len(to_offer), group, room))
         elif considered.exhausted:
             why = texts.nobody_left(
-                moves.steps_of(self.config, session)[session.step],
+                moves.current_step(self.config, session),
                 group,
                 Preferences.from_stored(session.preferences),
                 considered.pool_empty,
