@@ -25,6 +25,7 @@ from .routing.router import Router
 from .routing.rules import RuleRunner
 from .tasks import TaskSet
 from .web.api_archive import ArchiveAPI
+from .web.api_requests import RequestsAPI
 from .web.auth import TokenAuthenticator
 from .web.errors import error_middleware
 from .web.health import Health
@@ -81,6 +82,14 @@ class Backline:
         ArchivePages(self.config, self.db, self.matrix.session).add_routes(app)
         archive_auth = TokenAuthenticator(self.config, self.matrix.session)
         ArchiveAPI(self.config, self.db, archive_auth).add_routes(app)
+        RequestsAPI(
+            self.config,
+            self.db,
+            archive_auth,
+            self.state_lock,
+            self.outbox.wake,
+            self.matrix.user_exists,
+        ).add_routes(app)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(

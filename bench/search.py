@@ -32,7 +32,7 @@ PER_SESSION = 100
 PAGE = 50
 START = 1_700_000_000_000
 
-# Hits per million messages, as in MATRIX-NOTES' engine measurements.
+# Hits per million messages: about 30 (rare), 1,300 (medium), 146,000 (common), 130 (phrase).
 RARE, MEDIUM, COMMON, PHRASE = "zanzibarite", "quarterly", "customer", "refund portal"
 RATES = {RARE: 30e-6, MEDIUM: 1.3e-3, COMMON: 0.15, PHRASE: 130e-6}
 # Each word of the phrase also appears on its own, so the phrase check has work to do.

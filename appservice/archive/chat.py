@@ -10,7 +10,7 @@ from .search import SearchFilters, SearchHit, search_archive
 
 SHOWN = 5
 # One page of the archive search, which stays fast for any query; counting every match of a
-# common word would not (MATRIX-NOTES, "Search engines").
+# common word costs hundreds of milliseconds on either engine.
 _LOOKED_AT = 50
 
 USAGE = "Write what to look for after !search, for example: !search double charge"

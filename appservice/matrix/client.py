@@ -83,6 +83,23 @@ class MatrixClient:
             return None
         return str(content.presence.value), content.status_msg
 
+    async def user_exists(self, user_id: str) -> bool:
+        """Whether a user of this homeserver exists; users of other servers are assumed to.
+
+        The display name lookup answers 404 for an unknown local user. Any other failure says
+        nothing about the user, so it counts as existing and routing goes ahead.
+        """
+        if not user_id.endswith(f":{self.config.homeserver.domain}"):
+            return True
+        try:
+            # Asked directly: mautrix's own lookup turns the 404 into "no display name".
+            await self.bot.api.request(Method.GET, Path.v3.profile[user_id].displayname)
+        except MNotFound:
+            return False
+        except (MatrixRequestError, MatrixConnectionError) as e:
+            log.warning("Could not look up %s: %s", user_id, e)
+        return True
+
     async def ping(self) -> bool:
         """Ask the homeserver to ping us, which also makes it retry held-back transactions."""
         try:
