@@ -80,9 +80,14 @@ async def add_offer(
 
 
 async def mark_invited(conn: Connection, session_id: int, expert: str) -> None:
-    """The invite went out (unless the offer already ended meanwhile)."""
+    """The invite went out (unless the offer already ended meanwhile).
+
+    The offer's timeout counts from now, so a slow homeserver does not eat into the time the
+    expert has to answer.
+    """
     await conn.execute(
-        "UPDATE offer SET state='invited', offered_at=$1"
+        "UPDATE offer SET state='invited', offered_at=$1,"
+        " expires_at=expires_at + ($1 - created_at)"
         " WHERE session_id=$2 AND expert=$3 AND state='pending'",
         now_ms(),
         session_id,

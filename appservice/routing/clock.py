@@ -70,7 +70,9 @@ class RoutingClock:
                 session = await sessions.get_session(conn, offer.session_id)
                 if session is None:
                     continue
-                timeout = ((offer.expires_at or now) - offer.created_at) / 1000
+                timeout = (
+                    (offer.expires_at or now) - (offer.offered_at or offer.created_at)
+                ) / 1000
                 why = texts.timed_out(max(timeout, 0))
                 await moves.end_offer(conn, self.config, session, offer, "timed_out", why)
             for session in await sessions.overdue_sessions(conn, now):

@@ -99,6 +99,8 @@ async def accept(conn: Connection, config: Config, session: Session, expert: str
     if not outcome.claimed_by:
         progress = texts.progress(expert, len(accepted) + 1, session.needed)
         await notify(conn, config, session, progress, dm=False)
+        # first_n keeps `offer_count` offers out: an acceptance frees a place for another.
+        await outbox.enqueue(conn, session_lane(session.id), "route", session_id=session.id)
         return outcome
 
     await sessions.set_state(conn, session.id, "claimed", only_from=ROUTABLE_STATES)
