@@ -145,7 +145,7 @@ class Actions:
             txn_id=f"backline-question-{session.id}",
             ensure_joined=False,
         )
-        await asyncio.gather(question, self.router.route(session.id, first=True))
+        await asyncio.gather(question, self.router.route(session.id))
 
     async def _create_room(self, session: Session, group: GroupConfig) -> str:
         """Make the session room, or find the one a crashed earlier attempt made."""

@@ -314,13 +314,21 @@ class Inbound:
         self, conn: Connection, event: RoomEvent, group: GroupConfig | None, speaker: str
     ) -> None:
         """`!cancel` in a DM: the agent's untaken requests (to this group; all in the bot DM)."""
+
+        def theirs(session: Session) -> bool:
+            return session.agent == event.sender and (
+                group is None or session.group_id == group.id
+            )
+
         cancelled = False
         for session in await sessions.sessions_in_states(conn, sessions.ROUTABLE_STATES):
-            if session.agent == event.sender and (group is None or session.group_id == group.id):
+            if theirs(session):
                 cancelled |= await moves.cancel(conn, self.config, session, event.sender)
         if not cancelled:
-            lane = room_lane(event.room_id)
-            await self.notice(conn, lane, event.room_id, speaker, texts.nothing_to_cancel())
+            # A request an expert has taken ends with !close in its room, not here.
+            taken = any(map(theirs, await sessions.sessions_in_states(conn, ("claimed",))))
+            answer = texts.cannot_cancel_claimed() if taken else texts.nothing_to_cancel()
+            await self.notice(conn, room_lane(event.room_id), event.room_id, speaker, answer)
 
     async def _ask(self, conn: Connection, event: RoomEvent, rest: str) -> None:
         """`!ask GROUP question` in the bot DM: as if the agent messaged the group's user."""

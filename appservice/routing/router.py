@@ -73,7 +73,7 @@ class Router:
         self.rules = rules
         self.on_deadlines = on_deadlines
 
-    async def route(self, session_id: int, *, first: bool = False) -> None:
+    async def route(self, session_id: int) -> None:
         """Offer the session to whoever its current step and strategy allow now."""
         session = await self._load(session_id)
         if session is None or not session.is_routable or session.room_id is None:
@@ -90,7 +90,7 @@ class Router:
             considered = await self._consider(conn, session, ranking)
             if considered is None:
                 return
-            sent = await self._decide(conn, session, considered, first=first)
+            sent = await self._decide(conn, session, considered)
         self.on_deadlines()
         await self._send_offers(session, considered.group, sent)
 
@@ -183,7 +183,7 @@ class Router:
         return result
 
     async def _decide(
-        self, conn: Connection, session: Session, considered: Consideration, *, first: bool
+        self, conn: Connection, session: Session, considered: Consideration
     ) -> list[str]:
         """Record the offers (or the wait, or the next step); returns who to invite now."""
         group = considered.group
@@ -203,12 +203,13 @@ class Router:
         await self._record(conn, session, considered)
 
         if to_offer or considered.live:
+            # The first offers may come from a later pass, when the first step had nobody.
+            if session.state == "opening" and to_offer:
+                room = session.room_reference(self.config.homeserver.domain)
+                await self._tell_dm(conn, session, texts.offered(len(to_offer), group, room))
             await sessions.set_state(
                 conn, session.id, "offering", only_from=("opening", "waiting")
             )
-            if first and to_offer:
-                room = session.room_reference(self.config.homeserver.domain)
-                await self._tell_dm(conn, session, texts.offered(len(to_offer), group, room))
         elif considered.exhausted:
             why = texts.nobody_left(
                 moves.current_step(self.config, session),

@@ -77,8 +77,8 @@ class RuleRunner:
     def __init__(self, config: Config, http: aiohttp.ClientSession) -> None:
         self.http = http
         self.functions: dict[str, RuleFunction] = {
-            group.id: load_rule(group.routing.rule, f"groups[{group.id}].routing.rule")
-            for group in config.groups
+            group.id: load_rule(group.routing.rule, f"groups[{index}].routing.rule")
+            for index, group in enumerate(config.groups)
             if group.routing.rule
         }
 
