@@ -133,6 +133,9 @@ class Backline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
 
+        # Presence is fresh now: offer what waited while Backline was down to whoever is free.
+        await actions.route_open_requests()
+        self._wake_outbox()
         # A ping makes the homeserver deliver at once what it held back while we were down.
         await self.matrix.ping()
         # Timers start once presence has been re-read: what fell due while Backline was down
@@ -165,6 +168,12 @@ class Backline:
                 break
         log.info("Database reachable again; asking the homeserver to retry")
         await self.matrix.ping()
+        # Presence updates in the failed transactions are not sent again: read it afresh.
+        if self.actions is not None:
+            actions = self.actions
+            await asyncio.gather(*(actions.refresh_presence(g) for g in self.config.groups))
+            await actions.route_open_requests()
+            self._wake_outbox()
 
     async def stop(self) -> None:
         """Stop listening and working; pending work stays stored for the next start."""

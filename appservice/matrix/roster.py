@@ -56,4 +56,4 @@ async def prepare_roster(
                 await intent.invite_user(RoomID(room_id), UserID(expert))
             except (MatrixRequestError, MatrixConnectionError) as e:
                 log.warning("Could not invite %s to the roster of %s: %s", expert, group.id, e)
-    await actions.read_presence(group, list(group.members))
+    await actions.refresh_presence(group)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 from mautrix.errors import MRoomInUse
 from mautrix.types import ContentURI, EventType, RoomAlias, RoomCreatePreset, RoomID, UserID
@@ -18,6 +18,7 @@ from ..db.outbox import Action
 from ..db.sessions import ROUTABLE_STATES, Session
 from ..matrix.client import MatrixClient
 from . import texts
+from .availability import group_members
 from .opening import session_lane
 from .router import Router
 
@@ -216,6 +217,17 @@ class Actions:
                         conn, session_lane(session.id), "route", session_id=session.id
                     )
 
-    async def read_presence(self, group: GroupConfig, users: Sequence[str]) -> None:
-        """Ask the homeserver for these users' presence and store the answers."""
-        await self.router.read_presence(group, users)
+    async def refresh_presence(self, group: GroupConfig) -> None:
+        """Read every member's presence afresh: ephemeral updates missed while Backline was down
+        or failing are never sent again."""
+        async with connection(self.db) as conn:
+            members = await group_members(conn, self.config, group)
+        await self.router.read_presence(group, members)
+
+    async def route_open_requests(self) -> None:
+        """Queue a routing pass for every request nobody has taken yet."""
+        async with self.state_lock, transaction(self.db) as conn:
+            for session in await sessions.sessions_in_states(conn, ROUTABLE_STATES):
+                await outbox.enqueue(
+                    conn, session_lane(session.id), "route", session_id=session.id
+                )

@@ -203,3 +203,39 @@ async def test_after_a_database_outage_the_held_back_events_arrive(
 
     invite = await agent.wait_for_invite(timeout=30, predicate=lambda i: i.sender == group_user)
     assert invite.room_name is not None and "Asked while PostgreSQL was down" in invite.room_name
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_presence_missed_during_a_database_outage_is_read_again_and_routes_waiting_requests(
+    start_backline: BacklineFactory,
+    matrix_user: MatrixUserFactory,
+    database_url: str,
+) -> None:
+    agent, expert = await asyncio.gather(matrix_user("agent"), matrix_user("expert"))
+    group = unique_group_id("missed")
+    backline = await start_backline([{"id": group, "members": [expert.user_id]}])
+    await join_roster(expert, backline, group)
+    await expert.set_presence("online", "busy")
+    group_user = backline.group_user(group)
+    dm = await agent.create_dm(group_user)
+    await agent.wait_for_membership(dm, group_user, "join")
+    await agent.send_text(dm, "Who can look at invoice 12?")
+    await agent.wait_for_message(dm, predicate=lambda body, _: "available right now" in body)
+    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    name = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        # The update reaches Backline in a transaction that fails, and is not sent again.
+        await expert.set_presence("online", "free now")
+        await asyncio.sleep(3)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+    offer = await expert.wait_for_invite(timeout=30, predicate=lambda i: i.room_id == room)
+    assert offer.sender == group_user
