@@ -152,7 +152,7 @@ async def test_the_retention_job_purges_a_closed_session_and_logs_it(
     session = await session_of(backline, room)
 
     await agent.send_text(room, "!close")
-    await agent.wait_for_message(room, predicate=lambda body, _: "closed this session" in body)
+    await agent.wait_for_message(room, predicate=lambda body, _: "cancelled this request" in body)
 
     for _ in range(100):
         async with connection(backline.db) as conn:
