@@ -49,6 +49,7 @@ class Backline:
         self.outbox: OutboxWorker | None = None
         self.actions: Actions | None = None
         self.clock: RoutingClock | None = None
+        self.transactions: TransactionHandler | None = None
         self.ready = asyncio.Event()
         self.tasks = TaskSet()
         self._recovering: asyncio.Task[None] | None = None
@@ -68,7 +69,9 @@ class Backline:
         self.actions = Actions(self.config, self.db, self.matrix, self.state_lock, router)
         self.outbox = OutboxWorker(self.db, self.actions.execute, self.tasks)
         inbound = Inbound(self.config)
-        transactions = TransactionHandler(self.db, inbound, self.state_lock, self.outbox.wake)
+        transactions = self.transactions = TransactionHandler(
+            self.db, inbound, self.state_lock, self.outbox.wake
+        )
 
         app = web.Application(
             client_max_size=self.config.appservice.max_body_size,
@@ -102,6 +105,8 @@ class Backline:
         )
 
         self.outbox.start()
+        # Texts a previous run queued for the search index and did not get to.
+        transactions.indexer.wake()
         self.tasks.spawn(
             self._prepare_homeserver(self.db, self.actions, clock), "homeserver setup"
         )
@@ -183,6 +188,9 @@ class Backline:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.transactions is not None:
+            await self.transactions.indexer.stop()
+            self.transactions = None
         await self.tasks.cancel_all()
         if not self.matrix.session.closed:
             await self.matrix.close()

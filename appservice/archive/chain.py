@@ -13,10 +13,16 @@ from typing import Any
 
 GENESIS = "0" * 64
 
+# One encoder for every event: json.dumps would build a new one per call. Events come from
+# json.loads, so they cannot hold cycles and the check for them is skipped.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
 
 def canonical_json(event: dict[str, Any]) -> str:
     """Sorted keys, no spaces, UTF-8 kept: the same event always gives the same text."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(event)
 
 
 def link_hash(prev_hash: str, canonical: str) -> str:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple, TypeVar, cast
 
-from mautrix.util.async_db import Connection
+from mautrix.util.async_db import Connection, Scheme
 
 from ..archive.chain import (
     GENESIS,
@@ -17,6 +21,8 @@ from ..archive.chain import (
 )
 from ..archive.describe import media_of
 from . import now_ms
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,13 @@ class StoredEvent:
     redacted_at: int | None = None
 
 
+class NewEvent(NamedTuple):
+    """An event ready to archive: its JSON, and the canonical text its chain link hashes."""
+
+    raw: dict[str, Any]
+    canonical: str
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     raw: dict[str, Any]
@@ -45,80 +58,149 @@ class _Row:
     hash: str
 
 
-async def _known_event_ids(conn: Connection, event_ids: list[str]) -> set[str]:
-    placeholders = ", ".join(f"${i}" for i in range(1, len(event_ids) + 1))
-    rows = await conn.fetch(
-        f"SELECT event_id FROM room_event WHERE event_id IN ({placeholders})", *event_ids
-    )
-    return {row["event_id"] for row in rows}
+def _sqlite(query: str) -> str:
+    """The query with sqlite3's numbered `?N` placeholders, converted once at import."""
+    return re.sub(r"\$(\d+)", r"?\1", query)
 
 
-async def _chain_tips(conn: Connection, room_ids: list[str]) -> dict[str, tuple[int, str]]:
-    placeholders = ", ".join(f"${i}" for i in range(1, len(room_ids) + 1))
-    rows = await conn.fetch(
-        f"SELECT room_id, last_index, last_hash FROM room_chain WHERE room_id IN ({placeholders})",
-        *room_ids,
-    )
-    return {row["room_id"]: (row["last_index"], row["last_hash"]) for row in rows}
+_INSERT_EVENT = (
+    "INSERT INTO room_event (event_id, room_id, sender, type, state_key, origin_ts,"
+    " session_id, event_json, received_at, chain_index, prev_hash, hash)"
+    " VALUES ($1, $2, $3, $4, $5, $6, (SELECT id FROM session WHERE room_id=$2), $7, $8,"
+    " $9, $10, $11)"
+)
+_ADVANCE_TIP = (
+    "INSERT INTO room_chain (room_id, last_index, last_hash) VALUES ($1, $2, $3)"
+    " ON CONFLICT (room_id) DO UPDATE SET last_index=excluded.last_index,"
+    " last_hash=excluded.last_hash"
+)
+_MARK_REDACTED = (
+    "UPDATE room_event SET redacted_by=$1, redacted_at=$2"
+    " WHERE event_id=$3 AND room_id=$4 AND redacted_by IS NULL"
+)
+_RECORD_MEDIA = (
+    "INSERT INTO archive_media (mxc, content_type, filename, size) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (mxc) DO NOTHING"
+)
+
+# Lists travel as one parameter: a JSON array on SQLite, an array on PostgreSQL. Message
+# texts go into message_text in one statement: row by row, each statement would make FTS5
+# write its pending terms out as a segment of its own.
+_SQLITE = {
+    "known": "SELECT event_id FROM room_event WHERE event_id IN (SELECT value FROM json_each(?1))",
+    "tips": "SELECT room_id, last_index, last_hash FROM room_chain"
+    " WHERE room_id IN (SELECT value FROM json_each(?1))",
+    "index": "INSERT INTO message_text (seq, body)"
+    " SELECT e.seq, json_extract(t.value, '$[1]') FROM json_each(?1) AS t"
+    " JOIN room_event AS e ON e.event_id = json_extract(t.value, '$[0]')",
+    "queue": "INSERT INTO message_text_queue (texts) VALUES (?1)",
+    "index_queued": "INSERT INTO message_text (seq, body)"
+    " SELECT e.seq, json_extract(t.value, '$[1]')"
+    " FROM message_text_queue AS q, json_each(q.texts) AS t"
+    " JOIN room_event AS e ON e.event_id = json_extract(t.value, '$[0]') WHERE q.id <= ?1",
+    "insert_event": _sqlite(_INSERT_EVENT),
+    "advance_tip": _sqlite(_ADVANCE_TIP),
+    "mark_redacted": _sqlite(_MARK_REDACTED),
+    "record_media": _sqlite(_RECORD_MEDIA),
+}
+# PostgreSQL answers each statement over the network: a transaction's rows go in one
+# statement, whose CTEs insert the events (delivery order kept by ORDER BY), move the chain
+# tips, and index or queue the message texts.
+_PG_WRITE = (
+    "WITH new_event AS ("
+    " INSERT INTO room_event (event_id, room_id, sender, type, state_key, origin_ts, session_id,"
+    " event_json, received_at, chain_index, prev_hash, hash)"
+    " SELECT e.event_id, e.room_id, e.sender, e.type, e.state_key, e.origin_ts, s.id,"
+    " e.event_json, $8, e.chain_index, e.prev_hash, e.hash"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
+    " $7::text[], $9::bigint[], $10::text[], $11::text[]) WITH ORDINALITY AS e (event_id,"
+    " room_id, sender, type, state_key, origin_ts, event_json, chain_index, prev_hash, hash, n)"
+    " LEFT JOIN session AS s ON s.room_id = e.room_id ORDER BY e.n RETURNING seq, event_id"
+    "), tip AS ("
+    " INSERT INTO room_chain (room_id, last_index, last_hash)"
+    " SELECT * FROM unnest($12::text[], $13::bigint[], $14::text[])"
+    " ON CONFLICT (room_id) DO UPDATE SET last_index=excluded.last_index,"
+    " last_hash=excluded.last_hash"
+    "), text AS ({texts}) SELECT COUNT(*) FROM new_event"
+)
+_POSTGRES = {
+    "known_and_tips": "SELECT event_id AS id, NULL::bigint AS last_index, NULL AS last_hash"
+    " FROM room_event WHERE event_id = ANY($1::text[])"
+    " UNION ALL SELECT room_id, last_index, last_hash FROM room_chain"
+    " WHERE room_id = ANY($2::text[])",
+    "write_and_index": _PG_WRITE.format(
+        texts="INSERT INTO message_text (seq, body) SELECT n.seq, t.body FROM new_event AS n"
+        " JOIN unnest($15::text[], $16::text[]) AS t (event_id, body) USING (event_id)"
+    ),
+    "write_and_queue": _PG_WRITE.format(
+        texts="INSERT INTO message_text_queue (event_ids, bodies) SELECT $15, $16"
+        " WHERE cardinality($15::text[]) > 0"
+    ),
+    # Taking rows out with DELETE ... RETURNING moves each exactly once, even beside another
+    # run; texts of events purged meanwhile drop out at the join.
+    "index_queued": "WITH moved AS (DELETE FROM message_text_queue RETURNING event_ids, bodies)"
+    " INSERT INTO message_text (seq, body) SELECT e.seq, t.body FROM moved"
+    " CROSS JOIN LATERAL unnest(moved.event_ids, moved.bodies) AS t (event_id, body)"
+    " JOIN room_event AS e USING (event_id)",
+}
 
 
-def _link(raws: list[dict[str, Any]], tips: dict[str, tuple[int, str]]) -> list[_Row]:
+def _link(events: list[NewEvent], tips: dict[str, tuple[int, str]]) -> list[_Row]:
     """Give each new event its place in its room's chain, in delivery order."""
     rows = []
-    for raw in raws:
+    for raw, canonical in events:
         last_index, last_hash = tips.get(raw["room_id"], (-1, GENESIS))
-        canonical = canonical_json(raw)
         digest = link_hash(last_hash, canonical)
         rows.append(_Row(raw, canonical, last_index + 1, last_hash, digest))
         tips[raw["room_id"]] = (last_index + 1, digest)
     return rows
 
 
-async def store_events(conn: Connection, raws: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Archive a transaction's events; returns those not stored before, in order.
-
-    Runs a fixed number of statements per batch, whatever its size: the homeserver sends up
-    to 100 events a transaction and the archive should keep up with a busy server.
-    """
-    unique = list({raw["event_id"]: raw for raw in raws}.values())
-    if not unique:
-        return []
-    known = await _known_event_ids(conn, [raw["event_id"] for raw in unique])
-    fresh = [raw for raw in unique if raw["event_id"] not in known]
-    if not fresh:
-        return []
-
-    rooms = list(dict.fromkeys(raw["room_id"] for raw in fresh))
-    tips = await _chain_tips(conn, rooms)
-    rows = _link(fresh, dict(tips))
+def _event_values(rows: list[_Row]) -> list[tuple[Any, ...]]:
     received = now_ms()
-    await conn.executemany(
-        "INSERT INTO room_event (event_id, room_id, sender, type, state_key, origin_ts,"
-        " session_id, event_json, received_at, chain_index, prev_hash, hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, (SELECT id FROM session WHERE room_id=$2), $7, $8,"
-        " $9, $10, $11)",
-        [
-            (
-                r.raw["event_id"],
-                r.raw["room_id"],
-                r.raw["sender"],
-                r.raw["type"],
-                r.raw.get("state_key"),
-                _timestamp(r.raw),
-                r.canonical,
-                received,
-                r.chain_index,
-                r.prev_hash,
-                r.hash,
-            )
-            for r in rows
-        ],
-    )
-    await _advance_tips(conn, rows, tips)
-    await _index_messages(conn, fresh)
-    await _mark_redactions(conn, fresh)
-    await _record_media(conn, fresh)
-    return fresh
+    return [
+        (
+            r.raw["event_id"],
+            r.raw["room_id"],
+            r.raw["sender"],
+            r.raw["type"],
+            r.raw.get("state_key"),
+            _timestamp(r.raw),
+            r.canonical,
+            received,
+            r.chain_index,
+            r.prev_hash,
+            r.hash,
+        )
+        for r in rows
+    ]
+
+
+def _tip_values(rows: list[_Row]) -> list[tuple[str, int, str]]:
+    newest = {row.raw["room_id"]: row for row in rows}
+    return [(room, row.chain_index, row.hash) for room, row in newest.items()]
+
+
+def _texts(fresh: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(raw["event_id"], text) for raw in fresh if (text := searchable_text(raw))]
+
+
+def _redactions(fresh: list[dict[str, Any]]) -> list[tuple[str, int, str, str]]:
+    """Who redacted what, and when: the redacted event keeps its content, marked."""
+    return [
+        (raw["event_id"], _timestamp(raw), target, raw["room_id"])
+        for raw in fresh
+        if (target := redacted_event_id(raw)) is not None
+    ]
+
+
+def _media(fresh: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each file sent: its URI, name, type and size (the file itself may follow)."""
+    return [
+        (f["mxc"], f["content_type"], f["filename"], f["size"])
+        for raw in fresh
+        if (f := media_of(raw))
+    ]
 
 
 def _timestamp(raw: dict[str, Any]) -> int:
@@ -126,56 +208,127 @@ def _timestamp(raw: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
-async def _advance_tips(
-    conn: Connection, rows: list[_Row], old_tips: dict[str, tuple[int, str]]
-) -> None:
-    newest = {row.raw["room_id"]: row for row in rows}
-    await conn.executemany(
-        "INSERT INTO room_chain (room_id, last_index, last_hash) VALUES ($1, $2, $3)"
-        " ON CONFLICT (room_id) DO UPDATE SET last_index=excluded.last_index,"
-        " last_hash=excluded.last_hash",
-        [(room, row.chain_index, row.hash) for room, row in newest.items()],
+def _json(values: list[Any]) -> str:
+    return json.dumps(values, ensure_ascii=False)
+
+
+def prepare_events(raws: list[dict[str, Any]]) -> list[NewEvent]:
+    """Each event once, with its canonical JSON: the part of archiving that needs no database.
+
+    Done before the transaction, it runs while the database is still busy with other work
+    (on SQLite, the previous transaction's search index).
+    """
+    unique = {raw["event_id"]: raw for raw in raws}
+    return [NewEvent(raw, canonical_json(raw)) for raw in unique.values()]
+
+
+async def store_events(
+    conn: Connection, raws: list[dict[str, Any]], *, index_now: bool = True
+) -> list[dict[str, Any]]:
+    """Archive a transaction's events; returns those not stored before, in order."""
+    return await store_prepared(conn, prepare_events(raws), index_now=index_now)
+
+
+async def store_prepared(
+    conn: Connection, events: list[NewEvent], *, index_now: bool = True
+) -> list[dict[str, Any]]:
+    """Archive prepared events; returns those not stored before, in order.
+
+    Messages are searchable once this commits. With `index_now=False` their texts are queued
+    instead, in one row, for `index_queued_texts` to index in bulk after the commit.
+
+    Runs a fixed number of statements per batch, whatever its size: the homeserver sends up
+    to 100 events a transaction and the archive should keep up with a busy server.
+    """
+    if not events:
+        return []
+    if conn.scheme == Scheme.SQLITE:
+        return await _on_sqlite_thread(conn, partial(_store_on_sqlite, events, index_now))
+    return await _store_on_postgres(conn, events, index_now)
+
+
+async def index_queued_texts(conn: Connection) -> int:
+    """Move every queued message text into the search index; returns how many."""
+    if conn.scheme == Scheme.SQLITE:
+        return await _on_sqlite_thread(conn, _index_queued_on_sqlite)
+    status = await conn.execute(_POSTGRES["index_queued"])
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _on_sqlite_thread(conn: Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the thread that owns the SQLite connection, as one call.
+
+    aiosqlite hands every statement, fetch and cursor close to that thread and waits for the
+    answer; for small statements those handovers cost more than the statements. Its
+    `_execute` (not public API, stable since aiosqlite 0.17) runs a function there instead.
+    """
+    wrapped = conn.wrapped
+    run = cast(Callable[[Callable[[], T]], Awaitable[T]], wrapped._execute)
+    return await run(lambda: work(wrapped._conn))
+
+
+def _store_on_sqlite(
+    events: list[NewEvent], index_now: bool, db: sqlite3.Connection
+) -> list[dict[str, Any]]:
+    known_ids = db.execute(_SQLITE["known"], (_json([e.raw["event_id"] for e in events]),))
+    known = {row[0] for row in known_ids}
+    new = [event for event in events if event.raw["event_id"] not in known]
+    if not new:
+        return []
+
+    rooms = list(dict.fromkeys(event.raw["room_id"] for event in new))
+    tips = {row[0]: (row[1], row[2]) for row in db.execute(_SQLITE["tips"], (_json(rooms),))}
+    rows = _link(new, tips)
+    db.executemany(_SQLITE["insert_event"], _event_values(rows))
+    db.executemany(_SQLITE["advance_tip"], _tip_values(rows))
+
+    fresh = [event.raw for event in new]
+    if texts := _texts(fresh):
+        db.execute(_SQLITE["index" if index_now else "queue"], (_json(texts),))
+    if redactions := _redactions(fresh):
+        db.executemany(_SQLITE["mark_redacted"], redactions)
+    if files := _media(fresh):
+        db.executemany(_SQLITE["record_media"], files)
+    return fresh
+
+
+def _index_queued_on_sqlite(db: sqlite3.Connection) -> int:
+    # One writer at a time on SQLite: nothing can be queued between these statements.
+    last = db.execute("SELECT MAX(id) FROM message_text_queue").fetchone()[0]
+    if last is None:
+        return 0
+    indexed = db.execute(_SQLITE["index_queued"], (last,)).rowcount
+    db.execute("DELETE FROM message_text_queue WHERE id <= ?1", (last,))
+    return int(indexed)
+
+
+async def _store_on_postgres(
+    conn: Connection, events: list[NewEvent], index_now: bool
+) -> list[dict[str, Any]]:
+    # Tips of every room in the batch, not only of new events: one query instead of two.
+    rooms = list(dict.fromkeys(event.raw["room_id"] for event in events))
+    found = await conn.fetch(
+        _POSTGRES["known_and_tips"], [event.raw["event_id"] for event in events], rooms
     )
+    known = {row["id"] for row in found if row["last_hash"] is None}
+    tips = {row["id"]: (row["last_index"], row["last_hash"]) for row in found if row["last_hash"]}
+    new = [event for event in events if event.raw["event_id"] not in known]
+    if not new:
+        return []
 
-
-async def _index_messages(conn: Connection, fresh: list[dict[str, Any]]) -> None:
-    texts = {raw["event_id"]: text for raw in fresh if (text := searchable_text(raw))}
-    if not texts:
-        return
-    placeholders = ", ".join(f"${i}" for i in range(1, len(texts) + 1))
-    rows = await conn.fetch(
-        f"SELECT seq, event_id FROM room_event WHERE event_id IN ({placeholders})", *texts
-    )
-    await conn.executemany(
-        "INSERT INTO message_text (seq, body) VALUES ($1, $2)",
-        [(row["seq"], texts[row["event_id"]]) for row in rows],
-    )
-
-
-async def _mark_redactions(conn: Connection, fresh: list[dict[str, Any]]) -> None:
-    """Keep a redacted event's content, marked with who redacted it and when."""
-    for raw in fresh:
-        target = redacted_event_id(raw)
-        if target is not None:
-            await conn.execute(
-                "UPDATE room_event SET redacted_by=$1, redacted_at=$2"
-                " WHERE event_id=$3 AND room_id=$4 AND redacted_by IS NULL",
-                raw["event_id"],
-                _timestamp(raw),
-                target,
-                raw["room_id"],
-            )
-
-
-async def _record_media(conn: Connection, fresh: list[dict[str, Any]]) -> None:
-    """Note each file sent: its URI, name, type and size (the file itself may follow)."""
-    files = [file for raw in fresh if (file := media_of(raw))]
-    if files:
-        await conn.executemany(
-            "INSERT INTO archive_media (mxc, content_type, filename, size) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (mxc) DO NOTHING",
-            [(f["mxc"], f["content_type"], f["filename"], f["size"]) for f in files],
-        )
+    rows = _link(new, tips)
+    fresh = [event.raw for event in new]
+    columns: list[Any] = [list(column) for column in zip(*_event_values(rows), strict=True)]
+    columns[7] = columns[7][0]  # received_at: one time for the whole transaction
+    columns += [list(column) for column in zip(*_tip_values(rows), strict=True)]
+    texts = _texts(fresh)
+    columns += [[event_id for event_id, _ in texts], [text for _, text in texts]]
+    await conn.fetchval(_POSTGRES["write_and_index" if index_now else "write_and_queue"], *columns)
+    if redactions := _redactions(fresh):
+        await conn.executemany(_MARK_REDACTED, redactions)
+    if files := _media(fresh):
+        await conn.executemany(_RECORD_MEDIA, files)
+    return fresh
 
 
 async def media_stored(conn: Connection, mxc: str, sha256: str, size: int) -> None:

@@ -7,6 +7,7 @@ after its events, and every decision they cause, are committed in one database t
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
@@ -16,12 +17,19 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from ..db import transaction, transactions
-from ..db.events import store_events
+from ..db.events import index_queued_texts, prepare_events, store_prepared
 from ..errors import BacklineError
 from ..routing.inbound import Inbound
-from .events import parse_presence, parse_room_event
+from .events import RoomEvent, parse_presence, parse_room_event
 
 log = logging.getLogger("backline.matrix.transactions")
+
+# A transaction of this many events or more means the homeserver is sending faster than one
+# event at a time (a busy server, or catch-up after an outage). Its message texts are indexed
+# for search right after the commit, many transactions' worth at once, which costs a fraction
+# of indexing each inside its own transaction. Smaller transactions, live chat, are
+# searchable the moment they are acknowledged.
+BULK_EVENTS = 20
 
 
 class BadTransaction(BacklineError):
@@ -58,28 +66,24 @@ class TransactionHandler:
         self.inbound = inbound
         self.state_lock = state_lock
         self.on_commit = on_commit
+        self.indexer = QueuedTextIndexer(db)
 
     async def handle(self, txn_id: str, body: bytes) -> int:
         """Commit a transaction; returns how many new events it held. Raises if not stored."""
         room_events, ephemeral = parse_body(body)
         digest = hashlib.sha256(body).hexdigest()
+        parsed = self._parse_room_events(txn_id, room_events)
+        prepared = prepare_events([raw for raw, _ in parsed.values()])
+        index_now = len(prepared) < BULK_EVENTS
 
         async with self.state_lock, transaction(self.db) as conn:
             if await transactions.is_processed(conn, txn_id, digest):
                 log.debug("Transaction %s seen before", txn_id)
                 return 0
-            parsed = {}
-            for raw in room_events:
-                event = parse_room_event(raw)
-                if event is None:
-                    log.warning("Skipping a malformed event", extra={"txn_id": txn_id})
-                else:
-                    parsed[event.event_id] = (raw, event)
-            fresh = await store_events(conn, [raw for raw, _ in parsed.values()])
+            fresh = await store_prepared(conn, prepared, index_now=index_now)
             await self.inbound.handle_batch(
                 conn, [(parsed[raw["event_id"]][1], raw) for raw in fresh]
             )
-            new_events = len(fresh)
             for raw in ephemeral:
                 update = parse_presence(raw)
                 if update is not None:
@@ -88,7 +92,75 @@ class TransactionHandler:
 
         log.debug(
             "Transaction committed",
-            extra={"txn_id": txn_id, "events": len(room_events), "new": new_events},
+            extra={"txn_id": txn_id, "events": len(room_events), "new": len(fresh)},
         )
+        if fresh and not index_now:
+            self.indexer.wake()
         self.on_commit()
-        return new_events
+        return len(fresh)
+
+    @staticmethod
+    def _parse_room_events(
+        txn_id: str, room_events: list[Any]
+    ) -> dict[str, tuple[dict[str, Any], RoomEvent]]:
+        """Well-formed events by event ID, each with its raw JSON, in delivery order."""
+        parsed = {}
+        for raw in room_events:
+            event = parse_room_event(raw)
+            if event is None:
+                log.warning("Skipping a malformed event", extra={"txn_id": txn_id})
+            else:
+                parsed[event.event_id] = (raw, event)
+        return parsed
+
+
+class QueuedTextIndexer:
+    """Indexes queued message texts for search right after the commits that queued them.
+
+    One run at a time: a wake during a run makes it go round once more, taking everything
+    queued meanwhile in one bulk. Texts stay queued until a run commits, so a failed run or a
+    restart loses nothing: Backline wakes the indexer at start, and every bulk commit does.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._run: asyncio.Task[None] | None = None
+        self._again = False
+
+    def wake(self) -> None:
+        """Index what is queued now, or after the run under way."""
+        if self._run is not None and not self._run.done():
+            self._again = True
+            return
+        # A fresh context: the run must take a connection of its own, never one a caller
+        # still holds for its transaction.
+        self._run = asyncio.create_task(
+            self._index_until_done(), name="search index", context=contextvars.Context()
+        )
+        self._run.add_done_callback(self._finished)
+
+    async def stop(self) -> None:
+        """Stop indexing; what is still queued is indexed after the next start."""
+        if self._run is not None:
+            self._run.cancel()
+            await asyncio.gather(self._run, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until nothing is being indexed (for tests and benchmarks)."""
+        while self._run is not None and not self._run.done():
+            await asyncio.wait([self._run])
+
+    async def _index_until_done(self) -> None:
+        self._again = True
+        while self._again:
+            self._again = False
+            async with transaction(self.db) as conn:
+                count = await index_queued_texts(conn)
+            log.debug("Queued texts indexed", extra={"messages": count})
+
+    def _finished(self, run: asyncio.Task[None]) -> None:
+        if not run.cancelled() and (error := run.exception()) is not None:
+            log.warning(
+                "Could not index queued message texts; they stay queued for the next run",
+                exc_info=error,
+            )

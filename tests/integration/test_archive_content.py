@@ -13,7 +13,8 @@ from appservice.archive.access import read_access_log
 from appservice.archive.media import media_file
 from appservice.archive.transcript import Transcript, load_transcript
 from appservice.archive.verify import verify_archive
-from appservice.db import connection
+from appservice.db import connection, open_database, transaction
+from appservice.db.events import store_events
 from tests.integration.conftest import (
     BacklineFactory,
     RunningBackline,
@@ -22,6 +23,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.matrix_user import MatrixUser, MatrixUserFactory
 from tests.integration.test_session_flow import ask, session_of
+from tests.store.archive_data import message
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +167,26 @@ async def test_the_retention_job_purges_a_closed_session_and_logs_it(
         assert (await verify_archive(conn)).ok
     assert purges and purges[0].actor == "retention"
     assert session.id in purges[0].details["sessions"]
+
+
+async def test_texts_left_queued_for_the_index_by_a_crash_are_searchable_after_the_next_start(
+    start_backline: BacklineFactory, database_url: str
+) -> None:
+    db = await open_database(database_url)
+    async with transaction(db) as conn:
+        queued = message("!crashed:localhost", "@alice:localhost", "quarantined ledger", 1)
+        await store_events(conn, [queued], index_now=False)
+    await db.stop()
+
+    backline = await start_backline([{"id": unique_group_id("sweep"), "members": []}])
+
+    indexed: list[str] = []
+    for _ in range(100):
+        async with connection(backline.db) as conn:
+            rows = await conn.fetch(
+                "SELECT e.event_id FROM message_text AS t JOIN room_event AS e USING (seq)"
+            )
+        if indexed := [row["event_id"] for row in rows]:
+            break
+        await asyncio.sleep(0.1)
+    assert indexed == [queued["event_id"]]

@@ -96,6 +96,46 @@ async def test_search_finds_words_and_phrases_newest_first_with_marked_snippets(
     }
 
 
+async def test_texts_queued_by_a_large_transaction_are_found_once_indexed(db: Database) -> None:
+    async with transaction(db) as conn:
+        _, room, _ = await archived_session(conn, messages=["opening words"])
+        queued = [
+            message(room, "@alice:localhost", f"chargeback number {n}", BASE_TS + 1000 + n)
+            for n in range(3)
+        ]
+        await events_db.store_events(conn, queued, index_now=False)
+
+        before = await search_archive(conn, "chargeback", SearchFilters())
+        indexed = await events_db.index_queued_texts(conn)
+        after = await search_archive(conn, "chargeback", SearchFilters())
+        again = await events_db.index_queued_texts(conn)
+
+    assert before.hits == []
+    assert (indexed, again) == (3, 0)
+    assert sorted(h.snippet for h in after.hits) == [
+        f"<mark>chargeback</mark> number {n}" for n in range(3)
+    ]
+
+
+async def test_a_queued_text_of_a_purged_event_is_dropped_without_blocking_others(
+    db: Database,
+) -> None:
+    async with transaction(db) as conn:
+        _, room, _ = await archived_session(conn, messages=["opening words"])
+        gone, kept = (
+            message(room, "@alice:localhost", f"ledger entry {word}", BASE_TS + 1000)
+            for word in ("gone", "kept")
+        )
+        await events_db.store_events(conn, [gone, kept], index_now=False)
+        await conn.execute("DELETE FROM room_event WHERE event_id = $1", gone["event_id"])
+
+        indexed = await events_db.index_queued_texts(conn)
+        found = await search_archive(conn, "ledger", SearchFilters())
+
+    assert indexed == 1
+    assert [h.snippet for h in found.hits] == ["<mark>ledger</mark> entry kept"]
+
+
 async def test_search_filters_by_group_agent_expert_and_time(db: Database) -> None:
     async with transaction(db) as conn:
         await archived_session(conn, group="billing", messages=["invoice question"])

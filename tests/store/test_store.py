@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from mautrix.util.async_db import Database
 
+from appservice.config import config_from_dict
 from appservice.db import connection, open_database, transaction
 from appservice.db import events as events_db
 from appservice.db import offers as offers_db
@@ -16,6 +18,8 @@ from appservice.db import sessions as sessions_db
 from appservice.db import transactions as txn_db
 from appservice.db.database import build_upgrade_table
 from appservice.errors import DatabaseError
+from appservice.matrix.transactions import BULK_EVENTS, TransactionHandler
+from appservice.routing.inbound import Inbound
 
 TABLES = {
     "appservice_txn",
@@ -33,6 +37,7 @@ TABLES = {
     "routing_decision",
     "presence",
     "outbox",
+    "message_text_queue",
 }
 
 
@@ -93,6 +98,24 @@ async def test_an_event_delivered_twice_is_stored_once(db: Database) -> None:
         assert [e["event_id"] for e in first] == ["$twice"]
         assert second == []
         assert await events_db.count_events(conn, "$twice") == 1
+
+
+async def test_a_large_transaction_is_stored_once_and_searchable_soon_after_its_commit(
+    db: Database,
+) -> None:
+    config = config_from_dict({"appservice": {"as_token": "a" * 43, "hs_token": "h" * 43}})
+    handler = TransactionHandler(db, Inbound(config), asyncio.Lock(), lambda: None)
+    body = json.dumps({"events": [event(f"$bulk{n}") for n in range(BULK_EVENTS)]}).encode()
+
+    stored = await handler.handle("1", body)
+    await handler.indexer.idle()
+    replayed = await handler.handle("1", body)
+
+    async with connection(db) as conn:
+        searchable = await conn.fetchval("SELECT COUNT(*) FROM message_text")
+        queued = await conn.fetchval("SELECT COUNT(*) FROM message_text_queue")
+    assert (stored, replayed) == (BULK_EVENTS, 0)
+    assert (searchable, queued) == (BULK_EVENTS, 0)
 
 
 async def test_a_transaction_id_reused_with_a_new_body_is_not_a_repeat(db: Database) -> None:
