@@ -18,6 +18,10 @@ log = logging.getLogger("backline.outbox")
 Executor = Callable[[Action], Awaitable[None]]
 
 MAX_BACKOFF = 60.0
+# Homeserver calls in flight at once. Without a cap, a burst of requests opens a lane each and
+# they all call the homeserver together: it queues them past the client timeout, and every
+# session finishes late instead of the first ones finishing early.
+MAX_PARALLEL_CALLS = 16
 
 
 def is_transient(error: BaseException) -> bool:
@@ -40,6 +44,8 @@ class OutboxWorker:
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Fair (first come, first served): lanes get their turns in the order they asked.
+        self._calls = asyncio.Semaphore(MAX_PARALLEL_CALLS)
 
     def start(self) -> None:
         """Begin working, starting with whatever a previous run left pending."""
@@ -102,7 +108,8 @@ class OutboxWorker:
         delay = 1.0
         while True:
             try:
-                await self.execute(action)
+                async with self._calls:
+                    await self.execute(action)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -83,12 +83,8 @@ class Actions:
 
     async def _notice(self, action: Action) -> None:
         payload = action.payload
-        intent = self.matrix.intent(payload["user_id"])
-        await intent.send_notice(
-            RoomID(payload["room_id"]),
-            payload["text"],
-            txn_id=f"backline-{action.id}",
-            ensure_joined=False,
+        await self.matrix.send_notice(
+            payload["user_id"], payload["room_id"], payload["text"], f"backline-{action.id}"
         )
 
     async def _join_dm(self, action: Action) -> None:
@@ -140,11 +136,11 @@ class Actions:
 
         # The question and the offers go out side by side: neither waits for the other, and
         # both are safe to repeat if this action runs again after a failure.
-        question = self.matrix.group_intent(group.id).send_notice(
-            RoomID(session.room_id),
+        question = self.matrix.send_notice(
+            self.config.group_mxid(group.id),
+            session.room_id,
             texts.question_posted(session.agent, session.question),
-            txn_id=f"backline-question-{session.id}",
-            ensure_joined=False,
+            f"backline-question-{session.id}",
         )
         await asyncio.gather(question, self.router.route(session.id))
 
@@ -192,9 +188,7 @@ class Actions:
         else:
             async with transaction(self.db) as conn:
                 text = await search_reply(conn, requester, action.payload["query"])
-        await self.matrix.bot.send_notice(
-            room_id, text, txn_id=f"backline-{action.id}", ensure_joined=False
-        )
+        await self.matrix.send_notice(self.matrix.bot.mxid, room_id, text, f"backline-{action.id}")
 
     async def _fetch_media(self, action: Action) -> None:
         """Keep a copy of a file sent in a session, named by its SHA-256, beside the archive."""
