@@ -14,11 +14,12 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from appservice.config import Config, config_from_dict
 from appservice.demo.synapse import SynapseServer, free_port
@@ -114,11 +115,23 @@ def stack_config(
 
 @asynccontextmanager
 async def synapse_and_backline(
-    database_url: str, roles: dict[str, str] | None = None
+    database_url: str,
+    roles: dict[str, str] | None = None,
+    *,
+    config: dict[str, Any] | None = None,
+    synapse_config: dict[str, Any] | None = None,
+    before_backline: Callable[[SynapseServer], Awaitable[None]] | None = None,
+    incoming: HttpTap | None = None,
+    outgoing: HttpTap | None = None,
 ) -> AsyncIterator[Stack]:
     """Start Synapse and `backline` on `database_url`, both on 127.0.0.1; stop both after.
 
     `roles` adds entries to `permissions`, e.g. a compliance officer for the archive API.
+    `config` replaces top-level sections of Backline's config (groups, experts, logging, ...),
+    `synapse_config` top-level keys of homeserver.yaml. `before_backline` runs once Synapse is
+    up, before Backline starts: e.g. to register the experts Backline will invite.
+    `incoming` goes between Synapse and Backline (transactions), `outgoing` between Backline
+    and Synapse (every call Backline makes); each costs a loopback hop per request.
 
     Backline runs in a process of its own, as in production, so the benchmark's own work
     never shares its event loop.
@@ -127,21 +140,34 @@ async def synapse_and_backline(
         work = Path(name)
         synapse_port, backline_port = _two_ports()
         data = stack_config(database_url, synapse_port, backline_port, roles or {})
-        config = config_from_dict(data)
-        (work / "config.yaml").write_text(json.dumps(data))
-        (work / "registration.yaml").write_text(json.dumps(registration_dict(config)))
+        data.update(config or {})
+        async with contextlib.AsyncExitStack() as taps:
+            if incoming is not None:
+                await incoming.start(data["appservice"]["address"])
+                taps.push_async_callback(incoming.stop)
+                data["appservice"]["address"] = incoming.url
+            if outgoing is not None:
+                await outgoing.start(data["homeserver"]["address"])
+                taps.push_async_callback(outgoing.stop)
+                data["homeserver"]["address"] = outgoing.url
+            stack_settings = config_from_dict(data)
+            (work / "config.yaml").write_text(json.dumps(data))
+            (work / "registration.yaml").write_text(json.dumps(registration_dict(stack_settings)))
 
-        synapse = SynapseServer(
-            data_dir=work / "synapse",
-            port=synapse_port,
-            registration_files=[work / "registration.yaml"],
-        )
-        await synapse.start()
-        try:
-            async with _backline_process(work, config):
-                yield Stack(synapse, config, work)
-        finally:
-            await synapse.stop()
+            synapse = SynapseServer(
+                data_dir=work / "synapse",
+                port=synapse_port,
+                registration_files=[work / "registration.yaml"],
+                extra_config=synapse_config or {},
+            )
+            await synapse.start()
+            try:
+                if before_backline is not None:
+                    await before_backline(synapse)
+                async with _backline_process(work, stack_settings):
+                    yield Stack(synapse, stack_settings, work)
+            finally:
+                await synapse.stop()
 
 
 def _two_ports() -> tuple[int, int]:
@@ -185,3 +211,75 @@ async def _wait_until_healthy(url: str, process: asyncio.subprocess.Process) -> 
                         return
             await asyncio.sleep(0.1)
     raise RuntimeError(f"backline exited with code {process.returncode}")
+
+
+@dataclass
+class TapCall:
+    """One request that went through an `HttpTap`; times are wall-clock seconds."""
+
+    method: str
+    path: str
+    started: float
+    body: bytes = b""
+    ended: float = 0.0
+    status: int = 0
+
+
+@dataclass
+class HttpTap:
+    """A forwarding proxy on 127.0.0.1 that notes when each request came and went.
+
+    Wall-clock times, so they compare with the homeserver's `origin_server_ts` on this host.
+    """
+
+    calls: list[TapCall] = field(default_factory=list)
+    port: int = 0
+    _target: str = ""
+    _runner: web.AppRunner | None = None
+    _http: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, target: str) -> None:
+        """Listen on a free port and forward everything to `target` (a base URL)."""
+        self._target = target.rstrip("/")
+        # No connection limit: the tap must not queue what the caller sends at once.
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=None)
+        self._http = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._http is not None, "the tap is not started"
+        call = TapCall(request.method, request.path_qs, time.time())
+        call.body = await request.read()
+        self.calls.append(call)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_HEADERS}
+        try:
+            async with self._http.request(
+                request.method, self._target + request.path_qs, data=call.body, headers=headers
+            ) as answer:
+                body = await answer.read()
+                call.status = answer.status
+                content_type = answer.headers.get("Content-Type", "application/json")
+        except aiohttp.ClientError as e:
+            call.status, body, content_type = 502, str(e).encode(), "text/plain"
+        call.ended = time.time()
+        return web.Response(status=call.status, body=body, headers={"Content-Type": content_type})
+
+
+_FORWARDED_HEADERS = {"authorization", "content-type", "accept"}
