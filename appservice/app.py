@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
@@ -34,6 +35,11 @@ from .web.security import security_headers
 
 log = logging.getLogger("backline")
 
+# After a start, routing timers wait for this long without a homeserver transaction (at most
+# CATCH_UP_LIMIT) so that what happened while Backline was down is seen first.
+CATCH_UP_QUIET = 2.0
+CATCH_UP_LIMIT = 30.0
+
 
 class Backline:
     """One running Backline: `await start()`, then `await stop()`."""
@@ -53,6 +59,7 @@ class Backline:
         self.ready = asyncio.Event()
         self.tasks = TaskSet()
         self._recovering: asyncio.Task[None] | None = None
+        self._delivery = asyncio.Event()
 
     async def start(self) -> None:
         """Open the store, listen, register our users, prepare rosters, resume pending work."""
@@ -70,7 +77,7 @@ class Backline:
         self.outbox = OutboxWorker(self.db, self.actions.execute, self.tasks)
         inbound = Inbound(self.config)
         transactions = self.transactions = TransactionHandler(
-            self.db, inbound, self.state_lock, self.outbox.wake
+            self.db, inbound, self.state_lock, self._delivered
         )
 
         app = web.Application(
@@ -143,11 +150,32 @@ class Backline:
         self._wake_outbox()
         # A ping makes the homeserver deliver at once what it held back while we were down.
         await self.matrix.ping()
-        # Timers start once presence has been re-read: what fell due while Backline was down
-        # is routed on with what is true now.
-        self.tasks.spawn(clock.run_forever(), "routing clock")
+        self.tasks.spawn(self._run_clock_once_caught_up(clock), "routing clock")
         self.ready.set()
         log.info("Backline ready", extra={"groups": len(self.config.groups)})
+
+    async def _run_clock_once_caught_up(self, clock: RoutingClock) -> None:
+        """Start the routing timers once the homeserver has sent what it held back.
+
+        An expert may have accepted an offer while Backline was down; their join must be seen
+        before that offer's deadline, which passed meanwhile, fires. After the ping the
+        homeserver sends its backlog at once, transaction after transaction, so a short quiet
+        spell means it is through.
+        """
+        give_up = time.monotonic() + CATCH_UP_LIMIT
+        while (left := give_up - time.monotonic()) > 0:
+            self._delivery.clear()
+            try:
+                async with asyncio.timeout(min(CATCH_UP_QUIET, left)):
+                    await self._delivery.wait()
+            except TimeoutError:
+                break
+        await clock.run_forever()
+
+    def _delivered(self) -> None:
+        """A homeserver transaction was committed."""
+        self._delivery.set()
+        self._wake_outbox()
 
     def _wake_outbox(self) -> None:
         if self.outbox is not None:

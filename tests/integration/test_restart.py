@@ -143,3 +143,46 @@ async def test_an_offer_that_falls_due_while_killed_times_out_after_restart_and_
     assert offers == {first.user_id: "timed_out", second.user_id: "accepted"}
     assert [i.room_id for i in first.invites_seen() if i.room_id == room] == [room]
     assert not [i for i in third.invites_seen() if i.room_id == room]
+
+
+async def test_an_offer_accepted_while_killed_claims_even_though_its_deadline_passed(
+    backline_process: Callable[[dict[str, object]], Start],
+    matrix_user: MatrixUserFactory,
+    synapse: SynapseWithAppservice,
+    database_url: str,
+) -> None:
+    agent, first, second = await asyncio.gather(
+        matrix_user("agent"), matrix_user("first"), matrix_user("second")
+    )
+    group_id = unique_group_id("joinkill")
+    group_user = UserID(f"@group-{group_id}:{synapse.server_name}")
+    start = backline_process(
+        {
+            "id": group_id,
+            "members": [first.user_id, second.user_id],
+            "routing": {"strategy": "serial", "offer_timeout": "3s"},
+        }
+    )
+    process = await start()
+    for expert in (first, second):
+        roster = await expert.wait_for_invite(predicate=lambda i: i.sender == group_user)
+        await expert.join(roster.room_id)
+    dm = await agent.create_dm(group_user)
+    await agent.wait_for_membership(dm, group_user, "join")
+    await agent.send_text(dm, "Is order 9 covered by the warranty?")
+    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    await first.wait_for_invite(predicate=lambda i: i.room_id == room)
+
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    await first.join(room)  # in time, but Backline only hears of it after the deadline
+    await asyncio.sleep(4)
+    await start()
+
+    _, told = await agent.wait_for_message(
+        dm, timeout=30, predicate=lambda body, _: "will help" in body
+    )
+    assert told == f"{first.user_id} joined and will help you."
+    await asyncio.sleep(1)  # room for a wrong timeout or a second offer to show
+    assert await first.membership_of(room) == "join"
+    assert not [i for i in second.invites_seen() if i.room_id == room]
