@@ -431,7 +431,10 @@ class LatencyRuns:
 
         await self.agent.send_text(room, "!close")
         await self._withdrawn(room)
-        await self.agent.wait_for_message(room, timeout=30, predicate=lambda b, _: "closed" in b)
+        # Closed before anyone took it: the request is cancelled and its offers withdrawn.
+        await self.agent.wait_for_message(
+            room, timeout=30, predicate=lambda b, _: "cancelled this request" in b
+        )
         await self.times.quiet()
         return marks, calls
 
