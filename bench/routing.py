@@ -45,27 +45,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import re
-import secrets
 import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from mautrix.types import RoomID, UserID
+from mautrix.types import RoomID
 
-from appservice.db import connection, open_database
-from appservice.db import offers as offers_db
-from appservice.db import sessions as sessions_db
-from appservice.demo.synapse import SynapseServer
+from appservice.routing.actions import SESSION_ROOM_POWER
 from bench.common import (
     ENGINES,
     HttpTap,
@@ -76,299 +69,24 @@ from bench.common import (
     print_table,
     synapse_and_backline,
 )
-from tests.integration.matrix_user import MatrixUser
-
-T = TypeVar("T")
-
-DOMAIN = "localhost"
-LATENCY_GROUP, LATENCY_EXPERTS = "latency", 50
-LOAD_GROUP, LOAD_EXPERTS = "load", 20
-TARGET = 1.3
-QUESTION = "a customer was charged twice for one order, how do I refund the second charge?"
-PASSWORD = secrets.token_urlsafe(16)
-# Registering, first syncs and DM setup at once: enough to be quick, few enough for Synapse.
-CONCURRENCY = 20
-# What Backline's session rooms set, so the bare createRoom costs Synapse the same.
-_POWER = {
-    "events": {
-        "m.room.encryption": 100,
-        "m.room.power_levels": 100,
-        "m.room.history_visibility": 100,
-        "m.room.join_rules": 100,
-        "m.room.tombstone": 100,
-        "m.room.server_acl": 100,
-    },
-    "invite": 100,
-    "kick": 100,
-    "ban": 100,
-    "redact": 50,
-    "state_default": 50,
-    "events_default": 0,
-    "users_default": 0,
-}
-
-
-def user_id(localpart: str) -> UserID:
-    return UserID(f"@{localpart}:{DOMAIN}")
-
-
-def experts_of(group: str, count: int) -> list[UserID]:
-    return [user_id(f"{group}-expert-{n}") for n in range(count)]
-
-
-async def bounded(calls: Sequence[Awaitable[T]], limit: int = CONCURRENCY) -> list[T]:
-    """Await all, at most `limit` at a time, results in order."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(call: Awaitable[T]) -> T:
-        async with gate:
-            return await call
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
-
-
-class Caller:
-    """Client-server API calls with one token: a user's, or the appservice's as a group user."""
-
-    def __init__(
-        self, http: aiohttp.ClientSession, base: str, token: str, as_user: str | None = None
-    ) -> None:
-        self.http = http
-        self.base = base + "/_matrix/client/v3"
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.params = {"user_id": as_user} if as_user else {}
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        query: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        async with self.http.request(
-            method,
-            self.base + path,
-            json=body,
-            params={**self.params, **(query or {})},
-            headers=self.headers,
-        ) as response:
-            answer: dict[str, Any] = await response.json()
-            if response.status != 200:
-                raise RuntimeError(f"{method} {path}: {response.status} {answer}")
-            return answer
-
-    async def room_events(self, room_id: str) -> list[dict[str, Any]]:
-        """The room's events, oldest first (the benchmark's rooms hold a few dozen)."""
-        answer = await self.call(
-            "GET", f"/rooms/{quote(room_id)}/messages", query={"dir": "f", "limit": "1000"}
-        )
-        return list(answer["chunk"])
-
-    async def send(self, room_id: str, text: str) -> str:
-        path = f"/rooms/{quote(room_id)}/send/m.room.message/{secrets.token_hex(8)}"
-        return str((await self.call("PUT", path, {"msgtype": "m.text", "body": text}))["event_id"])
-
-
-# region what the homeserver and Backline recorded
-
-
-def invites_in(events: list[dict[str, Any]], experts: set[UserID]) -> list[dict[str, Any]]:
-    """The invite events of these experts, in the room's order."""
-    return [
-        e
-        for e in events
-        if e["type"] == "m.room.member"
-        and e.get("state_key") in experts
-        and e["content"].get("membership") == "invite"
-    ]
-
-
-def room_marks(
-    events: list[dict[str, Any]], experts: set[UserID], agent: UserID, group_user: UserID
-) -> dict[str, float]:
-    """Timestamps (ms) of a session room's steps, from its events; checks the invites."""
-    invites = invites_in(events, experts)
-    doubled = [who for who, n in Counter(e["state_key"] for e in invites).items() if n > 1]
-    if len(invites) != len(experts) or doubled:
-        raise RuntimeError(f"{len(invites)} invites for {len(experts)} experts; doubled {doubled}")
-    marks = {"created": next(e for e in events if e["type"] == "m.room.create")}
-    marks["agent invited"] = next(
-        e for e in events if e["type"] == "m.room.member" and e.get("state_key") == agent
-    )
-    questions = [e for e in events if e["type"] == "m.room.message" and e["sender"] == group_user]
-    if questions:
-        marks["question posted"] = questions[0]
-    marks["first invite"], marks["last invite"] = invites[0], invites[-1]
-    return {name: float(e["origin_server_ts"]) for name, e in marks.items()}
-
-
-class TransactionTimes:
-    """When the transaction carrying an event reached Backline, and when it was answered."""
-
-    def __init__(self, tap: HttpTap) -> None:
-        self.tap = tap
-        self._seen = 0
-        self._calls: dict[str, TapCall] = {}
-
-    def of(self, event_id: str) -> TapCall | None:
-        for call in self.tap.calls[self._seen :]:
-            if call.method == "PUT" and "/transactions/" in call.path:
-                for event in json.loads(call.body).get("events", []):
-                    self._calls.setdefault(event["event_id"], call)
-        self._seen = len(self.tap.calls)
-        return self._calls.get(event_id)
-
-    async def quiet(self, idle: float = 0.3) -> None:
-        """Wait until no transaction is in flight and none came for `idle` seconds."""
-        while True:
-            calls = self.tap.calls
-            if (
-                all(c.ended for c in calls)
-                and time.time() - max((c.ended for c in calls), default=0) >= idle
-            ):
-                return
-            await asyncio.sleep(0.05)
-
-
-class BacklineLog:
-    """Backline's JSON log lines: routing steps by session, and its warnings and errors."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def lines(self) -> list[dict[str, Any]]:
-        result = []
-        for line in self.path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                result.append(json.loads(line))
-        return result
-
-    def marks(self, room_id: str) -> dict[str, float]:
-        """Wall-clock ms of the INFO lines of the session whose room this is."""
-        lines = self.lines()
-        session = next(
-            (e["session"] for e in lines if e.get("room_id") == room_id and "session" in e), None
-        )
-        names = {
-            "Session opened": "session opened",
-            "Session room ready": "room saved",
-            "Routing decision": "routing decided",
-        }
-        marks = {}
-        for entry in lines:
-            if entry.get("session") == session and entry["message"].split(":")[0] in names:
-                stamp = datetime.fromisoformat(entry["time"]).timestamp()
-                marks[names[entry["message"].split(":")[0]]] = stamp * 1000
-        return marks
-
-    def problems(self) -> Counter[str]:
-        """Warnings and worse, by level, message, and the action or exception they name."""
-        return Counter(
-            " ".join(
-                str(part)
-                for part in (e["level"], e["message"], e.get("action", ""), e.get("exception", ""))
-                if part
-            )[:160]
-            for e in self.lines()
-            if e.get("level") in ("WARNING", "ERROR", "CRITICAL")
-        )
-
-
-# endregion
-# region the people
-
-
-@dataclass
-class People:
-    """Everyone the benchmark plays: the agent as a syncing client, experts and callers plain.
-
-    Experts do not sync: Synapse keeps them online (see `SYNAPSE`), so the homeserver's work
-    per invite is the same for Backline and the bare script, without 50 syncs woken each time.
-    """
-
-    experts: dict[UserID, str] = field(default_factory=dict)
-    agent: MatrixUser | None = None
-    callers: list[tuple[UserID, str]] = field(default_factory=list)
-
-    async def register(self, synapse: SynapseServer, callers: int) -> None:
-        localparts = [u.split(":")[0][1:] for u in self.all_experts()]
-        self.experts = dict(
-            await bounded([synapse.register_user(lp, PASSWORD) for lp in localparts])
-        )
-        self.agent = await MatrixUser.create(synapse, "agent", PASSWORD)
-        self.callers = await bounded(
-            [synapse.register_user(f"caller-{n}", PASSWORD) for n in range(callers)]
-        )
-
-    @staticmethod
-    def all_experts() -> list[UserID]:
-        return experts_of(LATENCY_GROUP, LATENCY_EXPERTS) + experts_of(LOAD_GROUP, LOAD_EXPERTS)
-
-    async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
-
-
-# Presence set once stays online: no expert syncs during the benchmark.
-SYNAPSE = {
-    "presence": {"enabled": True, "sync_online_timeout": 86_400_000, "idle_timeout": 172_800_000}
-}
-
-
-def stack_settings() -> dict[str, Any]:
-    """Backline's groups, and INFO logs as JSON lines so the benchmark can read them."""
-    return {
-        "groups": [
-            {
-                "id": group,
-                "displayname": f"{group.capitalize()} experts",
-                "members": experts_of(group, count),
-                "routing": {"strategy": "broadcast"},
-            }
-            for group, count in ((LATENCY_GROUP, LATENCY_EXPERTS), (LOAD_GROUP, LOAD_EXPERTS))
-        ],
-        "logging": {"level": "INFO", "format": "json"},
-    }
-
-
-async def join_rosters(stack: Stack, people: People, http: aiohttp.ClientSession) -> None:
-    """Each expert goes online and accepts their group's roster invite, as an expert does once."""
-
-    async def join(expert: UserID, token: str) -> None:
-        caller = Caller(http, stack.synapse.url, token)
-        group_user = stack.config.group_mxid(expert.split("-")[0][1:])
-        await caller.call("PUT", f"/presence/{quote(expert)}/status", {"presence": "online"})
-        since: dict[str, str] = {}
-        async with asyncio.timeout(300):
-            while True:
-                answer = await caller.call("GET", "/sync", query={"timeout": "30000", **since})
-                since = {"since": answer["next_batch"]}
-                for room_id, room in answer.get("rooms", {}).get("invite", {}).items():
-                    if any(e["sender"] == group_user for e in room["invite_state"]["events"]):
-                        await caller.call("POST", f"/join/{quote(room_id)}", {})
-                        return
-
-    await bounded([join(expert, token) for expert, token in people.experts.items()])
-
-
-async def wait_until_available(agent: MatrixUser, dm: RoomID) -> None:
-    """Ask `!groups` until Backline counts every expert of both groups as available."""
-    wanted = {LATENCY_GROUP: LATENCY_EXPERTS, LOAD_GROUP: LOAD_EXPERTS}
-    for _ in range(60):
-        await agent.send_text(dm, "!groups")
-        _, text = await agent.wait_for_message(dm, predicate=lambda b, _: "Groups you" in b)
-        counts = {
-            g: int(m.group(1)) if (m := re.search(rf"group-{g}:\S+: (\d+) available", text)) else 0
-            for g in wanted
-        }
-        if counts == wanted:
-            return
-        await asyncio.sleep(1)
-    raise TimeoutError(f"Backline sees {counts} experts available, not {wanted}")
-
-
-# endregion
-# region latency
+from bench.routing_desk import (
+    LATENCY_EXPERTS,
+    LATENCY_GROUP,
+    LOAD_EXPERTS,
+    QUESTION,
+    SYNAPSE,
+    TARGET,
+    BacklineLog,
+    Caller,
+    People,
+    TransactionTimes,
+    experts_of,
+    join_rosters,
+    room_marks,
+    stack_settings,
+    wait_until_available,
+)
+from bench.routing_load import measure_load
 
 
 @dataclass
@@ -453,7 +171,7 @@ class LatencyRuns:
                     "content": {"history_visibility": "shared"},
                 }
             ],
-            "power_level_content_override": _POWER,
+            "power_level_content_override": SESSION_ROOM_POWER,
         }
         reason = f"Latency experts: {self.agent.user_id} asks: {title}"
         joining = asyncio.create_task(self._join_when_invited(f"Bare {number}:"))
@@ -626,115 +344,6 @@ def print_trace(latency: Latency) -> None:
         ["call", "count", "first sent", "last answered", "p50 duration"],
         rows,
     )
-
-
-# endregion
-# region load
-
-
-async def measure_load(
-    stack: Stack, people: People, http: aiohttp.ClientSession, times: TransactionTimes, url: str
-) -> list[object]:
-    """Every caller asks the `load` group at once; checks and times the offers."""
-    group_user = stack.config.group_mxid(LOAD_GROUP)
-    callers = [Caller(http, stack.synapse.url, token) for _, token in people.callers]
-    dms = await bounded([_open_dm(c, group_user) for c in callers])
-    await times.quiet(1.0)
-
-    texts = [f"Load {n}: the invoice shows the wrong address" for n in range(len(callers))]
-    event_ids = await asyncio.gather(
-        *(c.send(dm, t) for c, dm, t in zip(callers, dms, texts, strict=True))
-    )
-    sessions = await _wait_until_offered(url, len(callers))
-    await times.quiet(1.0)
-
-    experts = set(experts_of(LOAD_GROUP, LOAD_EXPERTS))
-    as_group = Caller(http, stack.synapse.url, stack.config.appservice.as_token, group_user)
-    rooms = [s.room_id or "" for s in sessions]
-    histories = await bounded([as_group.room_events(r) for r in rooms])
-    invites = [invites_in(h, experts) for h in histories]
-    per_expert = [Counter(e["state_key"] for e in i) for i in invites]
-    messages = await bounded(
-        [
-            c.call("GET", f"/rooms/{quote(dm)}/event/{e}")
-            for c, dm, e in zip(callers, dms, event_ids, strict=True)
-        ]
-    )
-    sent = {m["sender"]: float(m["origin_server_ts"]) for m in messages}
-    last = {
-        s.agent: max(float(e["origin_server_ts"]) for e in i)
-        for s, i in zip(sessions, invites, strict=True)
-        if i
-    }
-    each = [last[agent] - sent[agent] for agent in last]
-    total = (max(last.values()) - min(sent.values())) / 1000
-    return [
-        len(callers),
-        len(sessions),
-        sum(len(i) for i in invites),
-        sum(1 for c in per_expert for n in c.values() if n > 1),
-        sum(1 for c in per_expert for e in experts if c[e] == 0),
-        total,
-        len(sessions) / total,
-        statistics.median(each),
-        percentile(each, 0.95),
-    ]
-
-
-async def _open_dm(caller: Caller, group_user: UserID) -> str:
-    """A DM with the group user, returned once Backline has joined and greeted."""
-    body = {"preset": "private_chat", "is_direct": True, "invite": [group_user]}
-    dm = str((await caller.call("POST", "/createRoom", body))["room_id"])
-    for _ in range(600):
-        events = await caller.room_events(dm)
-        if any(e["type"] == "m.room.message" and e["sender"] == group_user for e in events):
-            return dm
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"{group_user} did not greet in {dm}")
-
-
-async def _wait_until_offered(url: str, expected: int) -> list[sessions_db.Session]:
-    """Poll the database (read only) until `expected` load sessions have every offer sent."""
-    db = await open_database(url)
-    try:
-        for _ in range(1800):
-            async with connection(db) as conn:
-                sessions = [
-                    s
-                    for s in await sessions_db.sessions_in_states(conn, _ALL_STATES)
-                    if s.group_id == LOAD_GROUP
-                ]
-                offers = [await offers_db.session_offers(conn, s.id) for s in sessions]
-            sent = sum(
-                1
-                for o in offers
-                if len(o) == LOAD_EXPERTS and all(x.state == "invited" for x in o)
-            )
-            if len(sessions) >= expected and sent == len(sessions):
-                _check_store(sessions, offers, expected)
-                return sessions
-            await asyncio.sleep(1)
-        raise TimeoutError(f"{sent} of {expected} sessions have all their offers sent")
-    finally:
-        await db.stop()
-
-
-def _check_store(
-    sessions: list[sessions_db.Session], offers: list[list[offers_db.Offer]], expected: int
-) -> None:
-    """One session per agent, one offer per expert and session, as the database says."""
-    per_agent = Counter(s.agent for s in sessions)
-    if len(per_agent) != expected or max(per_agent.values()) != 1:
-        raise RuntimeError(f"{len(sessions)} sessions for {len(per_agent)} agents")
-    for session, session_offers in zip(sessions, offers, strict=True):
-        if len({o.expert for o in session_offers}) != LOAD_EXPERTS:
-            raise RuntimeError(f"session {session.id}: offers {session_offers}")
-
-
-_ALL_STATES = ("opening", "offering", "waiting", "claimed", "closed", "expired", "cancelled")
-
-
-# endregion
 
 
 async def _measure(
