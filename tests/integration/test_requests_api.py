@@ -220,6 +220,26 @@ async def test_customer_query_is_stored_and_the_archive_finds_it_by_reference(
     assert elsewhere.body["results"] == []
 
 
+async def test_the_archive_export_says_whom_routing_asked_and_whom_it_passed_over_and_why(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory, http: aiohttp.ClientSession
+) -> None:
+    desk = await start_desk(start_backline, matrix_user, http, experts=2)
+    named, other = desk.experts
+    opened = await desk.open_request(expert=named.user_id)
+    request_id = opened.body["request_id"]
+    room = await desk.room_of(request_id)
+    await named.wait_for_invite(predicate=lambda i: i.room_id == room)
+
+    export = await desk.call(
+        "GET", f"/api/v1/sessions/{request_id}/export?format=json", desk.officer
+    )
+
+    assert export.status == 200, export.text
+    first = next(d for d in export.body["session"]["decisions"] if "offered" in d["details"])
+    assert first["details"]["offered"] == [named.user_id]
+    assert first["details"]["skipped"] == {other.user_id: "not the expert named in the request"}
+
+
 # endregion
 # region idempotency
 
