@@ -11,9 +11,10 @@ from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.util.async_db import Database
 
 from .archive.retention import RetentionJob
-from .config import Config
+from .config import Config, load_config
 from .db import open_database
 from .db.database import database_error
+from .errors import BacklineError
 from .matrix.client import MatrixClient
 from .matrix.outbox import OutboxWorker
 from .matrix.roster import prepare_roster
@@ -55,6 +56,7 @@ class Backline:
         self.outbox: OutboxWorker | None = None
         self.actions: Actions | None = None
         self.clock: RoutingClock | None = None
+        self.rules: RuleRunner | None = None
         self.transactions: TransactionHandler | None = None
         self.ready = asyncio.Event()
         self.tasks = TaskSet()
@@ -65,14 +67,8 @@ class Backline:
         """Open the store, listen, register our users, prepare rosters, resume pending work."""
         self.db = await open_database(self.config.database.url, self.config.database.pool_size)
         clock = self.clock = RoutingClock(self.config, self.db, self.state_lock, self._wake_outbox)
-        router = Router(
-            self.config,
-            self.db,
-            self.matrix,
-            self.state_lock,
-            RuleRunner(self.config, self.matrix.session),
-            clock.poke,
-        )
+        self.rules = RuleRunner(self.config, self.matrix.session)
+        router = Router(self.config, self.db, self.matrix, self.state_lock, self.rules, clock.poke)
         self.actions = Actions(self.config, self.db, self.matrix, self.state_lock, router)
         self.outbox = OutboxWorker(self.db, self.actions.execute, self.tasks)
         inbound = Inbound(self.config)
@@ -131,10 +127,7 @@ class Backline:
         delay = 1.0
         while True:
             try:
-                await self.matrix.register_users()
-                await asyncio.gather(
-                    *(prepare_roster(db, self.matrix, actions, g) for g in self.config.groups)
-                )
+                await self._set_up_groups(db, actions)
                 break
             except (MatrixConnectionError, OSError, TimeoutError) as e:
                 log.warning("Homeserver unreachable (%s); retrying in %.0f s", e, delay)
@@ -153,6 +146,55 @@ class Backline:
         self.tasks.spawn(self._run_clock_once_caught_up(clock), "routing clock")
         self.ready.set()
         log.info("Backline ready", extra={"groups": len(self.config.groups)})
+
+    async def _set_up_groups(self, db: Database, actions: Actions) -> None:
+        """Register the bot and group users, and prepare every group's roster room."""
+        await self.matrix.register_users()
+        await asyncio.gather(
+            *(prepare_roster(db, self.matrix, actions, g) for g in self.config.groups)
+        )
+
+    async def reload_file(self) -> None:
+        """Re-read the config file (on SIGHUP); a file with problems changes nothing."""
+        if self.config.path is None:
+            log.warning("Config not reloaded: it was not read from a file")
+            return
+        try:
+            new = load_config(self.config.path)
+        except BacklineError as e:
+            log.error("Config not reloaded; the running one stays: %s", e)
+            return
+        await self.reload(new)
+
+    async def reload(self, new: Config) -> None:
+        """Apply a re-read config: permissions, experts, groups and API tokens at once.
+
+        New group users are registered, new members invited to their roster, presence read
+        afresh, and waiting requests offered to whoever the new config makes available.
+        """
+        try:
+            functions = RuleRunner.load_functions(new)
+        except BacklineError as e:
+            log.error("Config not reloaded; the running one stays: %s", e)
+            return
+        async with self.state_lock:
+            if self.rules is not None:
+                self.rules.functions = functions
+            later = self.config.adopt(new)
+        if later:
+            log.warning("Config sections that apply after a restart: %s", ", ".join(later))
+        log.info("Config reloaded", extra={"groups": len(self.config.groups)})
+
+        # Until Backline is ready, its start-up does the same with the new config.
+        await self.ready.wait()
+        if self.db is None or self.actions is None:
+            return
+        try:
+            await self._set_up_groups(self.db, self.actions)
+        except (MatrixConnectionError, MatrixRequestError, OSError, TimeoutError) as e:
+            log.warning("Groups not fully set up after the reload: %s", e)
+        await self.actions.route_open_requests()
+        self._wake_outbox()
 
     async def _run_clock_once_caught_up(self, clock: RoutingClock) -> None:
         """Start the routing timers once the homeserver has sent what it held back.

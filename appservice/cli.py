@@ -172,13 +172,16 @@ def _text(text: str) -> str:
 
 
 async def run(config: Config) -> None:
-    """Run until SIGINT or SIGTERM, then stop cleanly."""
+    """Run until SIGINT or SIGTERM, then stop cleanly; SIGHUP re-reads the config file."""
     # Made inside the loop: its HTTP client session needs a running loop (aiohttp >= 3.10).
     backline = Backline(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: backline.tasks.spawn(backline.reload_file(), "config reload")
+    )
     try:
         await backline.start()
         await stop.wait()

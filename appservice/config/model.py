@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +21,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The mautrix convention: the example ships this text and `-g` replaces it.
 PLACEHOLDER_TOKEN = "This value is generated when generating the registration"  # noqa: S105
 GENERATE_HINT = "run `backline -c config.yaml -r registration.yaml -g`"
+
+# Who may ask whom, who the experts are, and how groups route: a running Backline takes these
+# from a reloaded file (SIGHUP). The rest (addresses, tokens, database, ...) waits for a restart.
+RELOADABLE = ("permissions", "experts", "groups", "api_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +185,17 @@ class Config:
     def expert(self, user_id: str) -> ExpertConfig:
         """This expert's settings, or the defaults."""
         return self.experts.get(UserID(user_id), ExpertConfig())
+
+    def adopt(self, new: Config) -> list[str]:
+        """Take the RELOADABLE sections of `new`; returns the other sections that differ.
+
+        Every part of Backline holds this one object and reads it when it acts, so the new
+        sections apply from the next decision on. The object stays frozen to everyone else.
+        """
+        for name in RELOADABLE:
+            object.__setattr__(self, name, getattr(new, name))
+        return [
+            f.name
+            for f in fields(self)
+            if f.name not in RELOADABLE and getattr(self, f.name) != getattr(new, f.name)
+        ]

@@ -72,11 +72,16 @@ def _checked(answer: Any, candidates: Sequence[Candidate]) -> list[str]:
 
 
 class RuleRunner:
-    """Runs each group's rules; built once at start so that a bad `module:function` stops it."""
+    """Runs each group's rules; built at start so that a bad `module:function` stops it."""
 
     def __init__(self, config: Config, http: aiohttp.ClientSession) -> None:
         self.http = http
-        self.functions: dict[str, RuleFunction] = {
+        self.functions = self.load_functions(config)
+
+    @staticmethod
+    def load_functions(config: Config) -> dict[str, RuleFunction]:
+        """Each group's rule function, by group; raises ConfigError naming a bad one."""
+        return {
             group.id: load_rule(group.routing.rule, f"groups[{index}].routing.rule")
             for index, group in enumerate(config.groups)
             if group.routing.rule
