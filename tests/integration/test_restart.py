@@ -16,6 +16,7 @@ from mautrix.types import UserID
 from appservice.db import connection, open_database
 from appservice.db import offers as offers_db
 from appservice.db import sessions as sessions_db
+from appservice.db.presence import presence_of
 from tests.integration.conftest import unique_group_id
 from tests.integration.matrix_user import MatrixUserFactory, SynapseWithAppservice
 
@@ -186,3 +187,60 @@ async def test_an_offer_accepted_while_killed_claims_even_though_its_deadline_pa
     await asyncio.sleep(1)  # room for a wrong timeout or a second offer to show
     assert await first.membership_of(room) == "join"
     assert not [i for i in second.invites_seen() if i.room_id == room]
+
+
+async def _stored_presence(database_url: str, user_id: str) -> tuple[str, str | None] | None:
+    db = await open_database(database_url)
+    try:
+        async with connection(db) as conn:
+            known = await presence_of(conn, [user_id])
+    finally:
+        await db.stop()
+    return (known[user_id].presence, known[user_id].status_msg) if user_id in known else None
+
+
+async def test_presence_changed_while_killed_is_read_again_before_routing(
+    backline_process: Callable[[dict[str, object]], Start],
+    matrix_user: MatrixUserFactory,
+    synapse: SynapseWithAppservice,
+    database_url: str,
+) -> None:
+    agent, free, busy = await asyncio.gather(
+        matrix_user("agent"), matrix_user("free"), matrix_user("busy")
+    )
+    group_id = unique_group_id("presencekill")
+    group_user = UserID(f"@group-{group_id}:{synapse.server_name}")
+    start = backline_process({"id": group_id, "members": [free.user_id, busy.user_id]})
+    process = await start()
+    for expert in (free, busy):
+        roster = await expert.wait_for_invite(predicate=lambda i: i.sender == group_user)
+        await expert.join(roster.room_id)
+    for _ in range(100):
+        if await _stored_presence(database_url, busy.user_id) == ("online", None):
+            break
+        await asyncio.sleep(0.1)
+    assert await _stored_presence(database_url, busy.user_id) == ("online", None)
+
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    await busy.set_presence("online", "in a meeting")  # an update Backline never hears of
+    await start()
+
+    dm = await agent.create_dm(group_user)
+    await agent.wait_for_membership(dm, group_user, "join")
+    await agent.send_text(dm, "Can someone check invoice 12?")
+    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    await free.wait_for_invite(predicate=lambda i: i.room_id == room)
+    await free.join(room)
+    await agent.wait_for_message(dm, predicate=lambda body, _: "will help" in body)
+
+    db = await open_database(database_url)
+    try:
+        async with connection(db) as conn:
+            session = await sessions_db.session_by_room(conn, room)
+            assert session is not None
+            offers = {o.expert: o.state for o in await offers_db.session_offers(conn, session.id)}
+    finally:
+        await db.stop()
+    assert offers == {free.user_id: "accepted"}
+    assert await _stored_presence(database_url, busy.user_id) == ("online", "in a meeting")
