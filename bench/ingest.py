@@ -5,9 +5,10 @@
 A throwaway Synapse and `backline` (its own process) run on 127.0.0.1 with a fresh database.
 The benchmark PUTs transactions of 100 `m.room.message` events (distinct event IDs, 10 rooms
 per transaction out of 500) with the homeserver token, one at a time as a homeserver does;
-Backline answers each only once it is committed. The clock stops when the last PUT is
-answered and every message is searchable (a transaction this large has its texts indexed
-right after its commit). Events per second are compared with a bare `executemany` of the
+Backline answers each only once it is committed. Two clocks: one stops when the last PUT
+is answered (every event committed: stored and chained), the other when every message is
+also searchable (a transaction this large has its texts indexed right after its commit).
+Events per second are compared with a bare `executemany` of the
 same rows into a table like `room_event` (same columns and indexes), one transaction per 100
 rows, in a fresh database of the same engine; and with the same plus the message text into a
 table indexed for search as Backline's is.
@@ -83,8 +84,10 @@ _SEARCHABLE = (
 )
 
 
-async def through_backline(engine: str, batches: list[list[dict[str, Any]]]) -> float:
-    """Events per second stored and searchable through a running Backline, PUT by PUT."""
+async def through_backline(
+    engine: str, batches: list[list[dict[str, Any]]]
+) -> tuple[float, float]:
+    """Events per second through a running Backline, PUT by PUT: committed, and searchable."""
     total = len(batches) * PER_TRANSACTION
     with tempfile.TemporaryDirectory(prefix="backline-bench-") as work:
         async with (
@@ -108,15 +111,17 @@ async def through_backline(engine: str, batches: list[list[dict[str, Any]]]) -> 
             started = time.perf_counter()
             for number in range(WARM_UP, len(bodies)):
                 await put(number)
+            committed = time.perf_counter() - started
             await _wait_until_searchable(db, total)
-            elapsed = time.perf_counter() - started
+            searchable = time.perf_counter() - started
 
             stored = await db.fetchval(
                 "SELECT COUNT(*) FROM room_event WHERE event_id LIKE $1", _OURS
             )
             if stored != total:
                 raise RuntimeError(f"{stored} events stored of {total}")
-    return (len(bodies) - WARM_UP) * PER_TRANSACTION / elapsed
+    counted = (len(bodies) - WARM_UP) * PER_TRANSACTION
+    return counted / committed, counted / searchable
 
 
 _OURS = "$ingest-%"
@@ -258,26 +263,30 @@ async def main() -> None:
         bare = await bare_insert(engine, rows, with_search=False)
         indexed = await bare_insert(engine, rows, with_search=True)
         print(f"{engine}: Synapse, Backline and {args.transactions} transactions ...", flush=True)
-        ours = await through_backline(engine, batches)
-        table.append(
-            [
-                engine,
-                args.transactions * PER_TRANSACTION,
-                ours,
-                bare,
-                f"{ours / bare:.2f}x",
-                indexed,
-                f"{ours / indexed:.2f}x",
-                f">= {TARGET}x",
-                "ok" if ours / bare >= TARGET else "MISSED",
-            ]
-        )
+        rates = await through_backline(engine, batches)
+        clocks = ("PUT answered (committed)", "PUT to searchable")
+        for clock, ours in zip(clocks, rates, strict=True):
+            table.append(
+                [
+                    engine,
+                    clock,
+                    args.transactions * PER_TRANSACTION,
+                    ours,
+                    bare,
+                    f"{ours / bare:.2f}x",
+                    indexed,
+                    f"{ours / indexed:.2f}x",
+                    f">= {TARGET}x",
+                    "ok" if ours / bare >= TARGET else "MISSED",
+                ]
+            )
     print_table(
-        "Ingest, events committed per second (transactions of 100 events)",
+        "Ingest, events per second (transactions of 100 events)",
         [
             "engine",
+            "Backline clock",
             "events",
-            "Backline (PUT to searchable)",
+            "Backline",
             "bare insert",
             "ratio",
             "bare + search index",
