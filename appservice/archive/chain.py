@@ -11,18 +11,27 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 GENESIS = "0" * 64
 
-# One encoder for every event: json.dumps would build a new one per call. Events come from
-# json.loads, so they cannot hold cycles and the check for them is skipped.
+# For what orjson cannot write (integers beyond 64 bits): the same form, slower. Events come
+# from parsed JSON, so they cannot hold cycles and the check for them is skipped.
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
 )
 
 
 def canonical_json(event: dict[str, Any]) -> str:
-    """Sorted keys, no spaces, UTF-8 kept: the same event always gives the same text."""
-    return _CANONICAL.encode(event)
+    """Sorted keys, no spaces, UTF-8 kept: the same event always gives the same text.
+
+    The text is stored beside its hash, and verifying reads it back rather than writing it
+    again, so the encoder may change between versions without breaking a chain.
+    """
+    try:
+        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return _CANONICAL.encode(event)
 
 
 def link_hash(prev_hash: str, canonical: str) -> str:

@@ -11,9 +11,11 @@ import contextvars
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from mautrix.util.async_db import Database
 
 from ..db import transaction, transactions
@@ -36,12 +38,16 @@ class BadTransaction(BacklineError):
     """The body is not a transaction (not JSON, or not an object with lists)."""
 
 
+# Half of a UTF-16 pair, as a lone `\uD83D` escape gives: no database text can hold one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse_body(body: bytes) -> tuple[list[Any], list[Any]]:
     """The room events and ephemeral events of a transaction body."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadTransaction(f"transaction body is not JSON: {e}") from e
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = _parse_what_orjson_refuses(body)
     if not isinstance(data, dict):
         raise BadTransaction("transaction body is not a JSON object")
     room_events = data.get("events", [])
@@ -50,6 +56,29 @@ def parse_body(body: bytes) -> tuple[list[Any], list[Any]]:
     if not isinstance(room_events, list) or not isinstance(ephemeral, list):
         raise BadTransaction("'events' and 'ephemeral' must be lists")
     return room_events, ephemeral
+
+
+def _parse_what_orjson_refuses(body: bytes) -> Any:
+    """JSON that orjson refuses but is JSON still: integers beyond 64 bits, lone surrogates.
+
+    Refusing it would make the homeserver send the transaction again forever, holding back
+    everything after it. Lone surrogates become U+FFFD, the rest is kept as sent.
+    """
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadTransaction(f"transaction body is not JSON: {e}") from e
+    return _whole_characters(data)
+
+
+def _whole_characters(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_whole_characters(item) for item in value]
+    if isinstance(value, dict):
+        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
+    return value
 
 
 class TransactionHandler:

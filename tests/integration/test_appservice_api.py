@@ -97,6 +97,35 @@ async def test_malformed_transactions_are_refused_with_400(
     assert not_list[0] == 400
 
 
+async def test_text_json_allows_but_unicode_cannot_hold_is_archived_not_refused_forever(
+    start_backline: BacklineFactory, synapse: SynapseWithAppservice
+) -> None:
+    backline = await start_backline([])
+    surrogate, huge = message_event(31), message_event(32)
+    surrogate["content"]["body"] = "half an emoji \ud83d here"
+    huge["content"]["amount"] = 2**70
+    body = {"events": [surrogate, huge]}
+
+    status, _ = await put_transaction(backline, "odd-text", body, synapse.hs_token)
+
+    assert status == 200
+    async with connection(backline.db) as conn:
+        rows = await conn.fetch(
+            "SELECT event_id, event_json FROM room_event WHERE event_id IN ($1, $2)"
+            " ORDER BY event_id",
+            "$synthetic-31",
+            "$synthetic-32",
+        )
+        text = await conn.fetchval(
+            "SELECT body FROM message_text JOIN room_event USING (seq) WHERE event_id = $1",
+            "$synthetic-31",
+        )
+    kept = {row["event_id"]: json.loads(row["event_json"]) for row in rows}
+    assert kept["$synthetic-31"]["content"]["body"] == "half an emoji \ufffd here"
+    assert kept["$synthetic-32"]["content"]["amount"] == 2**70
+    assert text == "half an emoji \ufffd here"
+
+
 async def test_a_large_transaction_is_accepted(
     start_backline: BacklineFactory, synapse: SynapseWithAppservice
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from appservice.archive.chain import canonical_json
 from appservice.db.database import split_sqlite_script
 from appservice.matrix.server import check_hs_token
 from appservice.matrix.transactions import BadTransaction, parse_body
@@ -64,3 +65,20 @@ def test_sqlite_scripts_split_into_statements_keeping_trigger_bodies_whole() -> 
 
     assert len(statements) == 2
     assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
+
+
+def test_json_that_orjson_refuses_is_read_with_lone_surrogates_replaced() -> None:
+    body = b'{"events": [{"content": {"body": "half \\ud83d", "n": 1180591620717411303424}}]}'
+
+    events, _ = parse_body(body)
+
+    assert events == [{"content": {"body": "half \ufffd", "n": 2**70}}]
+
+
+def test_canonical_json_sorts_keys_keeps_utf8_and_writes_any_integer() -> None:
+    event = {"type": "m.room.message", "content": {"body": "Grüße 😀\n", "z": 1, "a": [2]}}
+    reordered = {"content": {"a": [2], "z": 1, "body": "Grüße 😀\n"}, "type": "m.room.message"}
+    expected = '{"content":{"a":[2],"body":"Grüße 😀\\n","z":1},"type":"m.room.message"}'
+
+    assert canonical_json(event) == canonical_json(reordered) == expected
+    assert canonical_json({"n": 2**70, "b": "é"}) == '{"b":"é","n":1180591620717411303424}'
