@@ -105,7 +105,8 @@ class Router:
         step = moves.current_step(self.config, session)
         group = self.config.group(step.group_id)
         if group is None:
-            log.warning("Group %s is gone from the config", step.group_id)
+            # Removed by a reload: nobody is left who could be asked.
+            await moves.expire(conn, self.config, session, texts.group_removed(step.group_id))
             return None
         members = await group_members(conn, self.config, group)
         situation = await situation_of(conn, self.config, members)

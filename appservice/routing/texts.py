@@ -231,6 +231,11 @@ def nobody_left(step: Step, group: GroupConfig, preferences: Preferences, pool_e
     return f"everyone of {group.displayname} who could be asked has declined or not answered"
 
 
+def group_removed(group_id: str) -> str:
+    """Why a request ended: its group was taken out of the config while it waited."""
+    return f"the group {group_id} has been removed from Backline"
+
+
 def step_timed_out(seconds: float) -> str:
     """Why a routing step ended: its time ran out."""
     return f"nobody took the request within {duration(seconds)}"

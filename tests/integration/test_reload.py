@@ -48,6 +48,31 @@ async def test_a_member_added_by_a_reload_is_offered_the_request_that_waited(
     assert (await session_of(backline, room)).state == "offering"
 
 
+async def test_a_request_waiting_for_a_group_removed_by_a_reload_ends_and_says_why(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory
+) -> None:
+    agent, busy = await asyncio.gather(matrix_user("agent"), matrix_user("busy"))
+    group, other = unique_group_id("removed"), unique_group_id("stays")
+    backline = await start_backline(
+        [
+            {"id": group, "displayname": "Old desk", "members": [busy.user_id]},
+            {"id": other, "members": [busy.user_id]},
+        ]
+    )
+    await join_roster(busy, backline, group)
+    await busy.set_presence("online", "in a meeting")
+    dm = await ask(agent, backline, group, "Is the old desk still there?")
+    await agent.wait_for_message(dm, predicate=lambda body, _: "available" in body)
+    room = (await agent.wait_for_invite()).room_id
+
+    kept = tuple(g for g in backline.config.groups if g.id == other)
+    await backline.app.reload(dataclasses.replace(backline.config, groups=kept))
+
+    _, told = await agent.wait_for_message(dm, predicate=lambda body, _: "closed" in body)
+    assert f"the group {group} has been removed from Backline" in told
+    assert (await session_of(backline, room)).state == "expired"
+
+
 async def test_an_agent_refused_before_a_reload_may_ask_after_it(
     start_backline: BacklineFactory, matrix_user: MatrixUserFactory
 ) -> None:
