@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,41 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
+def service_config(
+    synapse: SynapseWithAppservice, database_url: str, groups: list[Any], **sections: Any
+) -> dict[str, Any]:
+    """A config for Backline beside the test Synapse; `sections` replace top-level keys."""
+    return {
+        "homeserver": {"address": synapse.url, "domain": synapse.server_name},
+        "appservice": {
+            "address": synapse.appservice_url,
+            "hostname": "127.0.0.1",
+            "port": synapse.appservice_port,
+            "as_token": synapse.as_token,
+            "hs_token": synapse.hs_token,
+        },
+        "database": {"url": database_url},
+        "permissions": {"*": "agent"},
+        "experts": {},
+        "groups": groups,
+        **sections,
+    }
+
+
+async def start_service(config: Path, *, stderr: int | None) -> asyncio.subprocess.Process:
+    """`python -m appservice` on a config file, as an operator runs it (registration beside)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "appservice",
+        "-c",
+        str(config),
+        "-r",
+        str(config.parent / "registration.yaml"),
+        stderr=stderr,
+    )
+
+
 @pytest.fixture
 async def start_backline(
     synapse: SynapseWithAppservice, database_url: str, tmp_path: Path
@@ -72,28 +108,17 @@ async def start_backline(
         extra: dict[str, Any] | None = None,
     ) -> RunningBackline:
         """Start Backline; `extra` sections (e.g. archive, web) are merged into the config."""
-        config = config_from_dict(
-            {
-                "homeserver": {"address": synapse.url, "domain": synapse.server_name},
-                "appservice": {
-                    "address": synapse.appservice_url,
-                    "hostname": "127.0.0.1",
-                    "port": synapse.appservice_port,
-                    "as_token": synapse.as_token,
-                    "hs_token": synapse.hs_token,
-                },
-                "database": {"url": database_url},
-                "permissions": permissions or {"*": "none", synapse.server_name: "agent"},
-                "experts": experts or {},
-                "groups": groups,
-                **(extra or {}),
-                # Stored files go to the test's own folder, never the working directory.
-                "archive": {
-                    "media_path": str(tmp_path / "archive-media"),
-                    **(extra or {}).get("archive", {}),
-                },
-            }
-        )
+        sections = {
+            "permissions": permissions or {"*": "none", synapse.server_name: "agent"},
+            "experts": experts or {},
+            **(extra or {}),
+            # Stored files go to the test's own folder, never the working directory.
+            "archive": {
+                "media_path": str(tmp_path / "archive-media"),
+                **(extra or {}).get("archive", {}),
+            },
+        }
+        config = config_from_dict(service_config(synapse, database_url, groups, **sections))
         app = Backline(config)
         running.append(app)
         await app.start()

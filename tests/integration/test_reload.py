@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,13 @@ import aiohttp
 import pytest
 from mautrix.types import UserID
 
-from tests.integration.conftest import BacklineFactory, join_roster, unique_group_id
+from tests.integration.conftest import (
+    BacklineFactory,
+    join_roster,
+    service_config,
+    start_service,
+    unique_group_id,
+)
 from tests.integration.matrix_user import MatrixUserFactory, SynapseWithAppservice
 from tests.integration.test_session_flow import ask, session_of
 
@@ -95,23 +100,9 @@ async def test_an_agent_refused_before_a_reload_may_ask_after_it(
 
 
 def _service_config(synapse: SynapseWithAppservice, tmp_path: Path, groups: list[Any]) -> str:
-    return json.dumps(
-        {
-            "homeserver": {"address": synapse.url, "domain": synapse.server_name},
-            "appservice": {
-                "address": synapse.appservice_url,
-                "hostname": "127.0.0.1",
-                "port": synapse.appservice_port,
-                "as_token": synapse.as_token,
-                "hs_token": synapse.hs_token,
-            },
-            "database": {"url": f"sqlite:{tmp_path / 'backline.db'}"},
-            "permissions": {"*": "agent"},
-            "experts": {},
-            "api": {"tokens": [{"name": "crm", "token": "reload-test-crm-token"}]},
-            "groups": groups,
-        }
-    )
+    database_url = f"sqlite:{tmp_path / 'backline.db'}"
+    api = {"tokens": [{"name": "crm", "token": "reload-test-crm-token"}]}
+    return json.dumps(service_config(synapse, database_url, groups, api=api))
 
 
 async def _group_ids(http: aiohttp.ClientSession, url: str) -> list[str] | None:
@@ -141,16 +132,7 @@ async def test_sighup_rereads_the_file_and_a_broken_file_changes_nothing(
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(_service_config(synapse, tmp_path, [{"id": "hup-first", "members": []}]))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "appservice",
-        "-c",
-        str(config),
-        "-r",
-        str(tmp_path / "registration.yaml"),
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_service(config, stderr=asyncio.subprocess.PIPE)
     try:
         async with aiohttp.ClientSession() as http:
             await _wait_for_groups(http, synapse.appservice_url, ["hup-first"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from appservice.db import connection, open_database
 from appservice.db import offers as offers_db
 from appservice.db import sessions as sessions_db
 from appservice.db.presence import presence_of
-from tests.integration.conftest import unique_group_id
+from tests.integration.conftest import service_config, start_service, unique_group_id
 from tests.integration.matrix_user import MatrixUserFactory, SynapseWithAppservice
 
 pytestmark = pytest.mark.integration
@@ -33,33 +32,11 @@ async def backline_process(
     processes: list[asyncio.subprocess.Process] = []
 
     def prepare(group: dict[str, object]) -> Start:
-        config = {
-            "homeserver": {"address": synapse.url, "domain": synapse.server_name},
-            "appservice": {
-                "address": synapse.appservice_url,
-                "hostname": "127.0.0.1",
-                "port": synapse.appservice_port,
-                "as_token": synapse.as_token,
-                "hs_token": synapse.hs_token,
-            },
-            "database": {"url": database_url},
-            "permissions": {"*": "agent"},
-            "groups": [group],
-        }
         path = tmp_path / "config.yaml"
-        path.write_text(json.dumps(config))
+        path.write_text(json.dumps(service_config(synapse, database_url, [group])))
 
         async def start() -> asyncio.subprocess.Process:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "appservice",
-                "-c",
-                str(path),
-                "-r",
-                str(tmp_path / "registration.yaml"),
-                stderr=asyncio.subprocess.DEVNULL,
-            )
+            process = await start_service(path, stderr=asyncio.subprocess.DEVNULL)
             processes.append(process)
             await wait_for_health(synapse.appservice_url)
             return process

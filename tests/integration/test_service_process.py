@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.integration.conftest import service_config, start_service
 from tests.integration.matrix_user import SynapseWithAppservice
 
 pytestmark = pytest.mark.integration
@@ -20,34 +20,10 @@ async def test_the_service_starts_answers_health_and_stops_on_sigterm(
     synapse: SynapseWithAppservice, tmp_path: Path
 ) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "homeserver": {"address": synapse.url, "domain": synapse.server_name},
-                "appservice": {
-                    "address": synapse.appservice_url,
-                    "hostname": "127.0.0.1",
-                    "port": synapse.appservice_port,
-                    "as_token": synapse.as_token,
-                    "hs_token": synapse.hs_token,
-                },
-                "database": {"url": f"sqlite:{tmp_path / 'backline.db'}"},
-                "permissions": {"*": "agent"},
-                "experts": {},
-                "groups": [{"id": "process", "members": []}],
-            }
-        )
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "appservice",
-        "-c",
-        str(config),
-        "-r",
-        str(tmp_path / "registration.yaml"),
-        stderr=asyncio.subprocess.PIPE,
-    )
+    database_url = f"sqlite:{tmp_path / 'backline.db'}"
+    groups = [{"id": "process", "members": []}]
+    config.write_text(json.dumps(service_config(synapse, database_url, groups)))
+    process = await start_service(config, stderr=asyncio.subprocess.PIPE)
 
     status = None
     async with aiohttp.ClientSession() as http:
