@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 from mautrix.types import RoomID
 
+from appservice.config import ApiToken
 from appservice.db import connection
 from appservice.db.presence import presence_of
 from appservice.db.sessions import OPEN_STATES, sessions_in_states
@@ -293,6 +295,22 @@ async def test_callers_without_a_valid_token_are_refused(desk: Desk) -> None:
 
         assert (anonymous.status, anonymous.body["errcode"]) == (401, "M_MISSING_TOKEN"), path
         assert (unknown.status, unknown.body["errcode"]) == (401, "M_UNKNOWN_TOKEN"), path
+
+
+async def test_a_reload_revokes_a_removed_token_and_admits_a_new_one(desk: Desk) -> None:
+    issued = "crm-token-issued-by-a-reload"
+    config = desk.backline.config
+    await desk.backline.app.reload(
+        dataclasses.replace(config, api_tokens=(ApiToken(name="crm-2027", token=issued),))
+    )
+    path = f"/api/v1/groups?agent={desk.agent.user_id}"
+
+    revoked = await desk.call("GET", path)
+    admitted = await desk.call("GET", path, issued)
+
+    assert (revoked.status, revoked.body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    assert admitted.status == 200, admitted.text
+    assert desk.group in [group["group"] for group in admitted.body["groups"]]
 
 
 async def test_the_crm_token_does_not_open_the_archive(desk: Desk) -> None:
