@@ -93,7 +93,9 @@ async def open_database(url: str, pool_size: int = 10) -> Database:
     scheme = _scheme_of(url)
     db_args: dict[str, object] = {}
     if scheme == Scheme.POSTGRES:
-        db_args = {"min_size": 1, "max_size": pool_size}
+        # mautrix would end the process on an asyncpg internal error, which a connection cut
+        # mid-query can cause; Backline treats it as the database failing, and retries.
+        db_args = {"min_size": 1, "max_size": pool_size, "meow_exit_on_ice": False}
     db = Database.create(
         url,
         upgrade_table=build_upgrade_table(scheme),
