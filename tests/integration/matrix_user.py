@@ -176,6 +176,12 @@ class MatrixUser:
             preset=RoomCreatePreset.PRIVATE, is_direct=True, invitees=[other]
         )
 
+    async def open_dm(self, other: UserID) -> RoomID:
+        """Create a direct chat with `other` and wait until they have joined it."""
+        room_id = await self.create_dm(other)
+        await self.wait_for_membership(room_id, other, "join")
+        return room_id
+
     async def send_text(self, room_id: RoomID, text: str) -> EventID:
         """Send a plain m.text message."""
         return await self.client.send_text(room_id, text)

@@ -181,8 +181,7 @@ async def test_database_failure_answers_5xx_and_the_homeserver_retries(
     backline = await start_backline([{"id": group, "members": [expert.user_id]}])
     await join_roster(expert, backline, group)
     group_user = backline.group_user(group)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
+    dm = await agent.open_dm(group_user)
 
     await rename_table(database_url, "room_event", "room_event_away")
     with caplog.at_level(logging.ERROR, logger="backline.matrix.server"):
@@ -213,8 +212,7 @@ async def test_after_a_database_outage_the_held_back_events_arrive(
     backline = await start_backline([{"id": group, "members": [expert.user_id]}])
     await join_roster(expert, backline, group)
     group_user = backline.group_user(group)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
+    dm = await agent.open_dm(group_user)
     name = database_url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
 
@@ -246,8 +244,7 @@ async def test_presence_missed_during_a_database_outage_is_read_again_and_routes
     await join_roster(expert, backline, group)
     await expert.set_presence("online", "busy")
     group_user = backline.group_user(group)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
+    dm = await agent.open_dm(group_user)
     await agent.send_text(dm, "Who can look at invoice 12?")
     await agent.wait_for_message(dm, predicate=lambda body, _: "available right now" in body)
     room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id

@@ -47,8 +47,7 @@ async def archive_a_session(backline: RunningBackline, group_id: str) -> int:
 async def open_bot_dm(user: MatrixUser, backline: RunningBackline) -> tuple[RoomID, str]:
     """DM the bot; returns the room and the help the bot greets with."""
     bot = backline.config.bot_mxid
-    room = await user.create_dm(bot)
-    await user.wait_for_membership(room, bot, "join")
+    room = await user.open_dm(bot)
     _, greeting = await user.wait_for_message(room, predicate=lambda _, sender: sender == bot)
     return room, greeting
 

@@ -69,8 +69,7 @@ async def _log_in(url: str, localpart: str, password: str) -> tuple[int, str | N
 async def _ask(demo: RunningDemo, agent: MatrixUser, group_id: str, question: str) -> RoomID:
     """Ask a group from a new DM; return the session room the agent is invited to."""
     group_user = demo.config.group_mxid(group_id)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
+    dm = await agent.open_dm(group_user)
     await agent.send_text(dm, question)
     invite = await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)
     return invite.room_id

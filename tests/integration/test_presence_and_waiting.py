@@ -15,7 +15,7 @@ from tests.integration.conftest import (
     unique_group_id,
 )
 from tests.integration.matrix_user import MatrixUserFactory
-from tests.integration.test_session_flow import ask, offers_of, session_of
+from tests.integration.test_session_flow import ask, ask_while_busy, offers_of, session_of
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +51,8 @@ async def test_a_request_waits_until_an_expert_becomes_available(
     backline = await start_backline(
         [{"id": group, "displayname": "Night shift", "members": [expert.user_id]}]
     )
-    await join_roster(expert, backline, group)
-    await expert.set_presence("online", "in a meeting")
-    dm = await ask(agent, backline, group, "Anyone around?")
-    _, told = await agent.wait_for_message(dm, predicate=lambda body, _: "available" in body)
+    _, room, told = await ask_while_busy(agent, expert, backline, group, "Anyone around?")
     assert told.startswith("No expert of Night shift is available right now.")
-    room = (await agent.wait_for_invite()).room_id
-    assert (await session_of(backline, room)).state == "waiting"
 
     await expert.set_presence("online", "free now")
 
@@ -105,8 +100,7 @@ async def test_groups_command_lists_what_the_agent_may_ask_with_availability(
                 break
         await asyncio.sleep(0.1)
     bot = backline.app.config.bot_mxid
-    dm = await agent.create_dm(bot)
-    await agent.wait_for_membership(dm, bot, "join")
+    dm = await agent.open_dm(bot)
 
     await agent.send_text(dm, "!groups")
 
@@ -125,8 +119,7 @@ async def test_messages_sent_while_backline_is_down_are_delivered_after_restart(
     backline = await start_backline(groups)
     await join_roster(expert, backline, group)
     group_user = backline.group_user(group)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
+    dm = await agent.open_dm(group_user)
     await backline.app.stop()
 
     await agent.send_text(dm, "Sent while Backline was down")

@@ -21,7 +21,7 @@ from tests.integration.conftest import (
     unique_group_id,
 )
 from tests.integration.matrix_user import MatrixUserFactory, SynapseWithAppservice
-from tests.integration.test_session_flow import ask, session_of
+from tests.integration.test_session_flow import ask, ask_while_busy, session_of
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +36,7 @@ async def test_a_member_added_by_a_reload_is_offered_the_request_that_waited(
     backline = await start_backline(
         [{"id": group, "displayname": "Late desk", "members": [busy.user_id]}]
     )
-    await join_roster(busy, backline, group)
-    await busy.set_presence("online", "in a meeting")
-    dm = await ask(agent, backline, group, "Is anyone on the late desk?")
-    await agent.wait_for_message(dm, predicate=lambda body, _: "available" in body)
-    room = (await agent.wait_for_invite()).room_id
-    assert (await session_of(backline, room)).state == "waiting"
+    _, room, _ = await ask_while_busy(agent, busy, backline, group, "Is anyone on the late desk?")
 
     members = (UserID(busy.user_id), UserID(newcomer.user_id))
     grown = dataclasses.replace(backline.config.groups[0], members=members)
@@ -64,11 +59,7 @@ async def test_a_request_waiting_for_a_group_removed_by_a_reload_ends_and_says_w
             {"id": other, "members": [busy.user_id]},
         ]
     )
-    await join_roster(busy, backline, group)
-    await busy.set_presence("online", "in a meeting")
-    dm = await ask(agent, backline, group, "Is the old desk still there?")
-    await agent.wait_for_message(dm, predicate=lambda body, _: "available" in body)
-    room = (await agent.wait_for_invite()).room_id
+    dm, room, _ = await ask_while_busy(agent, busy, backline, group, "Is the old desk there?")
 
     kept = tuple(g for g in backline.config.groups if g.id == other)
     await backline.app.reload(dataclasses.replace(backline.config, groups=kept))

@@ -7,19 +7,23 @@ import json
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import pytest
-from mautrix.types import UserID
+from mautrix.types import RoomID, UserID
+from mautrix.util.async_db import Connection
 
 from appservice.db import connection, open_database
 from appservice.db import offers as offers_db
 from appservice.db import sessions as sessions_db
 from appservice.db.presence import presence_of
 from tests.integration.conftest import service_config, start_service, unique_group_id
-from tests.integration.matrix_user import MatrixUserFactory, SynapseWithAppservice
+from tests.integration.matrix_user import MatrixUser, MatrixUserFactory, SynapseWithAppservice
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
 
 Start = Callable[[], Awaitable[asyncio.subprocess.Process]]
 
@@ -63,6 +67,48 @@ async def wait_for_health(url: str) -> None:
     raise TimeoutError("Backline did not become healthy")
 
 
+async def join_rosters(*experts: MatrixUser, group_user: UserID) -> None:
+    """Each expert accepts the group's roster invite."""
+    for expert in experts:
+        roster = await expert.wait_for_invite(predicate=lambda i: i.sender == group_user)
+        await expert.join(roster.room_id)
+
+
+async def ask_group(agent: MatrixUser, group_user: UserID, question: str) -> tuple[RoomID, RoomID]:
+    """The agent asks in a DM with the group user; returns the DM and the session room."""
+    dm = await agent.open_dm(group_user)
+    await agent.send_text(dm, question)
+    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    return dm, room
+
+
+async def read_store(database_url: str, read: Callable[[Connection], Awaitable[T]]) -> T:
+    """Read the store the process writes, through a connection of the test's own."""
+    db = await open_database(database_url)
+    try:
+        async with connection(db) as conn:
+            return await read(conn)
+    finally:
+        await db.stop()
+
+
+async def stored_presence(database_url: str, user_id: str) -> tuple[str, str | None] | None:
+    known = await read_store(database_url, lambda conn: presence_of(conn, [user_id]))
+    return (known[user_id].presence, known[user_id].status_msg) if user_id in known else None
+
+
+async def offer_states(database_url: str, room: RoomID) -> tuple[str, dict[str, str]]:
+    """The state of the room's session, and of each of its offers by expert."""
+
+    async def read(conn: Connection) -> tuple[str, dict[str, str]]:
+        session = await sessions_db.session_by_room(conn, room)
+        assert session is not None, f"no session for {room}"
+        offers = await offers_db.session_offers(conn, session.id)
+        return session.state, {o.expert: o.state for o in offers}
+
+    return await read_store(database_url, read)
+
+
 async def test_an_offer_that_falls_due_while_killed_times_out_after_restart_and_routing_goes_on(
     backline_process: Callable[[dict[str, object]], Start],
     matrix_user: MatrixUserFactory,
@@ -83,13 +129,8 @@ async def test_an_offer_that_falls_due_while_killed_times_out_after_restart_and_
         }
     )
     process = await start()
-    for expert in experts:
-        roster = await expert.wait_for_invite(predicate=lambda i: i.sender == group_user)
-        await expert.join(roster.room_id)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
-    await agent.send_text(dm, "Which refund policy applies to order 7?")
-    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    await join_rosters(*experts, group_user=group_user)
+    dm, room = await ask_group(agent, group_user, "Which refund policy applies to order 7?")
     await first.wait_for_invite(predicate=lambda i: i.room_id == room)
 
     process.send_signal(signal.SIGKILL)
@@ -105,19 +146,13 @@ async def test_an_offer_that_falls_due_while_killed_times_out_after_restart_and_
     _, told = await agent.wait_for_message(dm, predicate=lambda body, _: "will help" in body)
     assert told == f"{second.user_id} joined and will help you."
 
-    db = await open_database(database_url)
-    try:
-        async with connection(db) as conn:
-            mine = [
-                s
-                for s in await sessions_db.sessions_in_states(conn, sessions_db.OPEN_STATES)
-                if s.agent == agent.user_id
-            ]
-            offers = {o.expert: o.state for o in await offers_db.session_offers(conn, mine[0].id)}
-    finally:
-        await db.stop()
-    assert len(mine) == 1
-    assert mine[0].state == "claimed"
+    mine = await read_store(
+        database_url,
+        lambda conn: sessions_db.sessions_in_states(conn, sessions_db.OPEN_STATES),
+    )
+    state, offers = await offer_states(database_url, room)
+    assert [s.room_id for s in mine if s.agent == agent.user_id] == [room]
+    assert state == "claimed"
     assert offers == {first.user_id: "timed_out", second.user_id: "accepted"}
     assert [i.room_id for i in first.invites_seen() if i.room_id == room] == [room]
     assert not [i for i in third.invites_seen() if i.room_id == room]
@@ -142,13 +177,8 @@ async def test_an_offer_accepted_while_killed_claims_even_though_its_deadline_pa
         }
     )
     process = await start()
-    for expert in (first, second):
-        roster = await expert.wait_for_invite(predicate=lambda i: i.sender == group_user)
-        await expert.join(roster.room_id)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
-    await agent.send_text(dm, "Is order 9 covered by the warranty?")
-    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    await join_rosters(first, second, group_user=group_user)
+    dm, room = await ask_group(agent, group_user, "Is order 9 covered by the warranty?")
     await first.wait_for_invite(predicate=lambda i: i.room_id == room)
 
     process.send_signal(signal.SIGKILL)
@@ -166,16 +196,6 @@ async def test_an_offer_accepted_while_killed_claims_even_though_its_deadline_pa
     assert not [i for i in second.invites_seen() if i.room_id == room]
 
 
-async def _stored_presence(database_url: str, user_id: str) -> tuple[str, str | None] | None:
-    db = await open_database(database_url)
-    try:
-        async with connection(db) as conn:
-            known = await presence_of(conn, [user_id])
-    finally:
-        await db.stop()
-    return (known[user_id].presence, known[user_id].status_msg) if user_id in known else None
-
-
 async def test_presence_changed_while_killed_is_read_again_before_routing(
     backline_process: Callable[[dict[str, object]], Start],
     matrix_user: MatrixUserFactory,
@@ -189,35 +209,23 @@ async def test_presence_changed_while_killed_is_read_again_before_routing(
     group_user = UserID(f"@group-{group_id}:{synapse.server_name}")
     start = backline_process({"id": group_id, "members": [free.user_id, busy.user_id]})
     process = await start()
-    for expert in (free, busy):
-        roster = await expert.wait_for_invite(predicate=lambda i: i.sender == group_user)
-        await expert.join(roster.room_id)
+    await join_rosters(free, busy, group_user=group_user)
     for _ in range(100):
-        if await _stored_presence(database_url, busy.user_id) == ("online", None):
+        if await stored_presence(database_url, busy.user_id) == ("online", None):
             break
         await asyncio.sleep(0.1)
-    assert await _stored_presence(database_url, busy.user_id) == ("online", None)
+    assert await stored_presence(database_url, busy.user_id) == ("online", None)
 
     process.send_signal(signal.SIGKILL)
     await process.wait()
     await busy.set_presence("online", "in a meeting")  # an update Backline never hears of
     await start()
 
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
-    await agent.send_text(dm, "Can someone check invoice 12?")
-    room = (await agent.wait_for_invite(predicate=lambda i: i.sender == group_user)).room_id
+    dm, room = await ask_group(agent, group_user, "Can someone check invoice 12?")
     await free.wait_for_invite(predicate=lambda i: i.room_id == room)
     await free.join(room)
     await agent.wait_for_message(dm, predicate=lambda body, _: "will help" in body)
 
-    db = await open_database(database_url)
-    try:
-        async with connection(db) as conn:
-            session = await sessions_db.session_by_room(conn, room)
-            assert session is not None
-            offers = {o.expert: o.state for o in await offers_db.session_offers(conn, session.id)}
-    finally:
-        await db.stop()
+    _, offers = await offer_states(database_url, room)
     assert offers == {free.user_id: "accepted"}
-    assert await _stored_presence(database_url, busy.user_id) == ("online", "in a meeting")
+    assert await stored_presence(database_url, busy.user_id) == ("online", "in a meeting")

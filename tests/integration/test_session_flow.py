@@ -26,10 +26,25 @@ pytestmark = pytest.mark.integration
 async def ask(agent: MatrixUser, backline: RunningBackline, group_id: str, text: str) -> RoomID:
     """Open a DM with the group user, wait for it to join, send the question."""
     group_user = backline.group_user(group_id)
-    dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(dm, group_user, "join")
+    dm = await agent.open_dm(group_user)
     await agent.send_text(dm, text)
     return dm
+
+
+async def ask_while_busy(
+    agent: MatrixUser, expert: MatrixUser, backline: RunningBackline, group_id: str, text: str
+) -> tuple[RoomID, RoomID, str]:
+    """The group's only expert is in a meeting when the agent asks: the request waits.
+
+    Returns the DM, the session room and what the agent was told.
+    """
+    await join_roster(expert, backline, group_id)
+    await expert.set_presence("online", "in a meeting")
+    dm = await ask(agent, backline, group_id, text)
+    _, told = await agent.wait_for_message(dm, predicate=lambda body, _: "available" in body)
+    room = (await agent.wait_for_invite()).room_id
+    assert (await session_of(backline, room)).state == "waiting"
+    return dm, room, told
 
 
 async def session_of(backline: RunningBackline, room_id: RoomID) -> sessions_db.Session:
@@ -179,8 +194,7 @@ async def test_outsider_dm_is_refused_with_a_reason(
     assert (
         refusal.reason == "You are not allowed to ask VIP desk. Ask your administrator for access."
     )
-    allowed_dm = await agent.create_dm(group_user)
-    await agent.wait_for_membership(allowed_dm, group_user, "join")
+    await agent.open_dm(group_user)  # the group user joins: the agent may ask
 
 
 async def test_close_by_the_agent_ends_the_session_and_keeps_the_room(
