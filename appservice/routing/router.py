@@ -85,6 +85,11 @@ class Router:
             session = await sessions.get_session(conn, session_id)
             if session is None or not session.is_routable:
                 return
+            step = moves.current_step(self.config, session)
+            if self.config.group(step.group_id) is None:
+                # Removed by a reload: nobody is left who could be asked.
+                await moves.expire(conn, self.config, session, texts.group_removed(step.group_id))
+                return
             if session.routing_group is None:
                 await moves.enter_step(conn, self.config, session, 0, None)
             considered = await self._consider(conn, session, ranking)
@@ -104,9 +109,7 @@ class Router:
         """Apply the step, availability, strategy and rule to the group's members."""
         step = moves.current_step(self.config, session)
         group = self.config.group(step.group_id)
-        if group is None:
-            # Removed by a reload: nobody is left who could be asked.
-            await moves.expire(conn, self.config, session, texts.group_removed(step.group_id))
+        if group is None:  # removed by a reload; route() ends the request
             return None
         members = await group_members(conn, self.config, group)
         situation = await situation_of(conn, self.config, members)
