@@ -214,10 +214,11 @@ class Backline:
                 break
         await clock.run_forever()
 
-    def _delivered(self) -> None:
-        """A homeserver transaction was committed."""
+    def _delivered(self, acted: bool) -> None:
+        """A homeserver transaction was committed; if it acted on anything, calls may wait."""
         self._delivery.set()
-        self._wake_outbox()
+        if acted:
+            self._wake_outbox()
 
     def _wake_outbox(self) -> None:
         if self.outbox is not None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple
 
+import orjson
 from mautrix.util.async_db import Connection, Scheme
 
 from ..archive.chain import (
@@ -21,8 +20,7 @@ from ..archive.chain import (
 )
 from ..archive.describe import media_of
 from . import now_ms
-
-T = TypeVar("T")
+from .sqlite_thread import numbered, on_sqlite_thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +54,6 @@ class _Row:
     chain_index: int
     prev_hash: str
     hash: str
-
-
-def _sqlite(query: str) -> str:
-    """The query with sqlite3's numbered `?N` placeholders, converted once at import."""
-    return re.sub(r"\$(\d+)", r"?\1", query)
 
 
 _INSERT_EVENT = (
@@ -98,10 +91,10 @@ _SQLITE = {
     " SELECT e.seq, json_extract(t.value, '$[1]')"
     " FROM message_text_queue AS q, json_each(q.texts) AS t"
     " JOIN room_event AS e ON e.event_id = json_extract(t.value, '$[0]') WHERE q.id <= ?1",
-    "insert_event": _sqlite(_INSERT_EVENT),
-    "advance_tip": _sqlite(_ADVANCE_TIP),
-    "mark_redacted": _sqlite(_MARK_REDACTED),
-    "record_media": _sqlite(_RECORD_MEDIA),
+    "insert_event": numbered(_INSERT_EVENT),
+    "advance_tip": numbered(_ADVANCE_TIP),
+    "mark_redacted": numbered(_MARK_REDACTED),
+    "record_media": numbered(_RECORD_MEDIA),
 }
 # PostgreSQL answers each statement over the network: a transaction's rows go in one
 # statement, whose CTEs insert the events (delivery order kept by ORDER BY), move the chain
@@ -209,7 +202,8 @@ def _timestamp(raw: dict[str, Any]) -> int:
 
 
 def _json(values: list[Any]) -> str:
-    return json.dumps(values, ensure_ascii=False)
+    # Text, not orjson's bytes: SQLite would take a blob for its binary JSON form.
+    return orjson.dumps(values).decode()
 
 
 def prepare_events(raws: list[dict[str, Any]]) -> list[NewEvent]:
@@ -243,33 +237,22 @@ async def store_prepared(
     if not events:
         return []
     if conn.scheme == Scheme.SQLITE:
-        return await _on_sqlite_thread(conn, partial(_store_on_sqlite, events, index_now))
+        return await on_sqlite_thread(conn, partial(store_on_sqlite, events, index_now))
     return await _store_on_postgres(conn, events, index_now)
 
 
 async def index_queued_texts(conn: Connection) -> int:
     """Move every queued message text into the search index; returns how many."""
     if conn.scheme == Scheme.SQLITE:
-        return await _on_sqlite_thread(conn, _index_queued_on_sqlite)
+        return await on_sqlite_thread(conn, _index_queued_on_sqlite)
     status = await conn.execute(_POSTGRES["index_queued"])
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def _on_sqlite_thread(conn: Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work` on the thread that owns the SQLite connection, as one call.
-
-    aiosqlite hands every statement, fetch and cursor close to that thread and waits for the
-    answer; for small statements those handovers cost more than the statements. Its
-    `_execute` (not public API, stable since aiosqlite 0.17) runs a function there instead.
-    """
-    wrapped = conn.wrapped
-    run = cast(Callable[[Callable[[], T]], Awaitable[T]], wrapped._execute)
-    return await run(lambda: work(wrapped._conn))
-
-
-def _store_on_sqlite(
+def store_on_sqlite(
     events: list[NewEvent], index_now: bool, db: sqlite3.Connection
 ) -> list[dict[str, Any]]:
+    """`store_prepared` for SQLite, run on the connection's own thread."""
     known_ids = db.execute(_SQLITE["known"], (_json([e.raw["event_id"] for e in events]),))
     known = {row[0] for row in known_ids}
     new = [event for event in events if event.raw["event_id"] not in known]
@@ -313,9 +296,15 @@ async def _store_on_postgres(
     known = {row["id"] for row in found if row["last_hash"] is None}
     tips = {row["id"]: (row["last_index"], row["last_hash"]) for row in found if row["last_hash"]}
     new = [event for event in events if event.raw["event_id"] not in known]
+    return await write_on_postgres(conn, new, tips, index_now)
+
+
+async def write_on_postgres(
+    conn: Connection, new: list[NewEvent], tips: dict[str, tuple[int, str]], index_now: bool
+) -> list[dict[str, Any]]:
+    """Archive events known to be new, given the chain tips of their rooms (PostgreSQL)."""
     if not new:
         return []
-
     rows = _link(new, tips)
     fresh = [event.raw for event in new]
     columns: list[Any] = [list(column) for column in zip(*_event_values(rows), strict=True)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +49,22 @@ class PresenceUpdate:
     status_msg: str | None
 
 
-def parse_room_event(raw: Any) -> RoomEvent | None:
-    """A room event, or None when the JSON lacks what every room event has."""
+_REQUIRED = ("event_id", "room_id", "sender", "type")
+
+
+def is_room_event(raw: Any) -> TypeGuard[dict[str, Any]]:
+    """True when the JSON has what every room event has: its IDs, sender and type."""
     if not isinstance(raw, dict):
-        return None
-    fields = [raw.get(key) for key in ("event_id", "room_id", "sender", "type")]
-    if not all(isinstance(value, str) and value for value in fields):
-        return None
+        return False
+    for key in _REQUIRED:
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            return False
+    return True
+
+
+def room_event(raw: dict[str, Any]) -> RoomEvent:
+    """The typed form of JSON that `is_room_event` accepted."""
     content = raw.get("content")
     state_key = raw.get("state_key")
     origin_ts = raw.get("origin_server_ts")

@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 from mautrix.util.async_db import Database
 
-from ..db import transaction, transactions
-from ..db.events import index_queued_texts, prepare_events, store_prepared
+from ..db import transaction
+from ..db.delivery import Delivery, store_delivery
+from ..db.events import index_queued_texts, prepare_events
 from ..errors import BacklineError
 from ..routing.inbound import Inbound
-from .events import RoomEvent, parse_presence, parse_room_event
+from .events import is_room_event, parse_presence
 
 log = logging.getLogger("backline.matrix.transactions")
 
@@ -82,14 +83,19 @@ def _whole_characters(value: Any) -> Any:
 
 
 class TransactionHandler:
-    """Stores a transaction's events and the state changes they cause, atomically."""
+    """Stores a transaction's events and the state changes they cause, atomically.
+
+    `on_commit` is called after each commit, with whether the transaction acted on anything
+    (an event in a room Backline has a part in, or presence): only then can it have queued
+    calls to the homeserver.
+    """
 
     def __init__(
         self,
         db: Database,
         inbound: Inbound,
         state_lock: asyncio.Lock,
-        on_commit: Callable[[], None],
+        on_commit: Callable[[bool], None],
     ) -> None:
         self.db = db
         self.inbound = inbound
@@ -100,47 +106,39 @@ class TransactionHandler:
     async def handle(self, txn_id: str, body: bytes) -> int:
         """Commit a transaction; returns how many new events it held. Raises if not stored."""
         room_events, ephemeral = parse_body(body)
-        digest = hashlib.sha256(body).hexdigest()
-        parsed = self._parse_room_events(txn_id, room_events)
-        prepared = prepare_events([raw for raw, _ in parsed.values()])
+        delivery = Delivery(txn_id, hashlib.sha256(body).hexdigest())
+        prepared = prepare_events(self._well_formed(txn_id, room_events))
         index_now = len(prepared) < BULK_EVENTS
+        presence = [update for raw in ephemeral if (update := parse_presence(raw)) is not None]
 
         async with self.state_lock, transaction(self.db) as conn:
-            if await transactions.is_processed(conn, txn_id, digest):
+            stored = await store_delivery(conn, delivery, prepared, index_now=index_now)
+            if stored is None:
                 log.debug("Transaction %s seen before", txn_id)
                 return 0
-            fresh = await store_prepared(conn, prepared, index_now=index_now)
-            await self.inbound.handle_batch(
-                conn, [(parsed[raw["event_id"]][1], raw) for raw in fresh]
-            )
-            for raw in ephemeral:
-                update = parse_presence(raw)
-                if update is not None:
-                    await self.inbound.on_presence(conn, update)
-            await transactions.mark_processed(conn, txn_id, digest)
+            acted = await self.inbound.handle_batch(conn, stored.fresh, stored.known_rooms)
+            for update in presence:
+                await self.inbound.on_presence(conn, update)
 
         log.debug(
             "Transaction committed",
-            extra={"txn_id": txn_id, "events": len(room_events), "new": len(fresh)},
+            extra={"txn_id": txn_id, "events": len(room_events), "new": len(stored.fresh)},
         )
-        if fresh and not index_now:
+        if stored.fresh and not index_now:
             self.indexer.wake()
-        self.on_commit()
-        return len(fresh)
+        self.on_commit(acted > 0 or bool(presence))
+        return len(stored.fresh)
 
     @staticmethod
-    def _parse_room_events(
-        txn_id: str, room_events: list[Any]
-    ) -> dict[str, tuple[dict[str, Any], RoomEvent]]:
-        """Well-formed events by event ID, each with its raw JSON, in delivery order."""
-        parsed = {}
-        for raw in room_events:
-            event = parse_room_event(raw)
-            if event is None:
-                log.warning("Skipping a malformed event", extra={"txn_id": txn_id})
-            else:
-                parsed[event.event_id] = (raw, event)
-        return parsed
+    def _well_formed(txn_id: str, room_events: list[Any]) -> list[dict[str, Any]]:
+        """The events that have what every room event has; the others are logged and dropped."""
+        well_formed = [raw for raw in room_events if is_room_event(raw)]
+        if len(well_formed) < len(room_events):
+            log.warning(
+                "Skipping malformed events",
+                extra={"txn_id": txn_id, "malformed": len(room_events) - len(well_formed)},
+            )
+        return well_formed
 
 
 class QueuedTextIndexer:

@@ -16,10 +16,9 @@ from ..config import Config, GroupConfig
 from ..db import dm_rooms, events, offers, outbox, sessions
 from ..db import groups as groups_db
 from ..db import presence as presence_db
-from ..db import rooms as rooms_db
 from ..db.decisions import record_decision
 from ..db.sessions import Session
-from ..matrix.events import PresenceUpdate, RoomEvent
+from ..matrix.events import PresenceUpdate, RoomEvent, room_event
 from ..permissions import askable_groups, can_search_archive, may_ask, role_for
 from . import moves, texts
 from .availability import available_experts, group_members, situation_of
@@ -42,22 +41,25 @@ class Inbound:
         self.config = config
 
     async def handle_batch(
-        self, conn: Connection, batch: list[tuple[RoomEvent, dict[str, Any]]]
-    ) -> None:
-        """Act on a transaction's newly stored events, in order.
+        self, conn: Connection, fresh: list[dict[str, Any]], known_rooms: set[str]
+    ) -> int:
+        """Act on a transaction's newly stored events, in order; returns how many it acted on.
 
-        Messages only matter in session and DM rooms; one query finds which rooms of the batch
-        those are, so a busy homeserver's other traffic costs no lookups per event.
+        Messages only matter in session and DM rooms (`known_rooms`, looked up with the
+        store), so a busy homeserver's other traffic costs nothing here.
         """
-        rooms = list({event.room_id for event, _ in batch})
-        known = await rooms_db.rooms_with_sessions_or_dms(conn, rooms) if rooms else set()
-        for event, raw in batch:
-            if event.type == "m.room.message" and event.room_id not in known:
+        known = set(known_rooms)
+        acted = 0
+        for raw in fresh:
+            if raw["type"] == "m.room.message" and raw["room_id"] not in known:
                 continue
+            event = room_event(raw)
             await self.handle(conn, event, raw)
+            acted += 1
             if event.type == "m.room.member":
                 # An invite in this batch may just have made the room a DM.
                 known.add(event.room_id)
+        return acted
 
     async def handle(self, conn: Connection, event: RoomEvent, raw: dict[str, Any]) -> None:
         """Act on one newly stored event."""

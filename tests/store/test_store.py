@@ -12,11 +12,12 @@ from mautrix.util.async_db import Database
 
 from appservice.config import config_from_dict
 from appservice.db import connection, open_database, transaction
+from appservice.db import dm_rooms as dm_rooms_db
 from appservice.db import events as events_db
 from appservice.db import offers as offers_db
 from appservice.db import sessions as sessions_db
-from appservice.db import transactions as txn_db
 from appservice.db.database import build_upgrade_table
+from appservice.db.delivery import Delivery, store_delivery
 from appservice.errors import DatabaseError
 from appservice.matrix.transactions import BULK_EVENTS, TransactionHandler
 from appservice.routing.inbound import Inbound
@@ -39,6 +40,9 @@ TABLES = {
     "outbox",
     "message_text_queue",
 }
+
+
+CONFIG = config_from_dict({"appservice": {"as_token": "a" * 43, "hs_token": "h" * 43}})
 
 
 def event(event_id: str) -> dict[str, object]:
@@ -103,8 +107,7 @@ async def test_an_event_delivered_twice_is_stored_once(db: Database) -> None:
 async def test_a_large_transaction_is_stored_once_and_searchable_soon_after_its_commit(
     db: Database,
 ) -> None:
-    config = config_from_dict({"appservice": {"as_token": "a" * 43, "hs_token": "h" * 43}})
-    handler = TransactionHandler(db, Inbound(config), asyncio.Lock(), lambda: None)
+    handler = TransactionHandler(db, Inbound(CONFIG), asyncio.Lock(), lambda acted: None)
     body = json.dumps({"events": [event(f"$bulk{n}") for n in range(BULK_EVENTS)]}).encode()
 
     stored = await handler.handle("1", body)
@@ -118,12 +121,99 @@ async def test_a_large_transaction_is_stored_once_and_searchable_soon_after_its_
     assert (searchable, queued) == (BULK_EVENTS, 0)
 
 
-async def test_a_transaction_id_reused_with_a_new_body_is_not_a_repeat(db: Database) -> None:
-    async with transaction(db) as conn:
-        await txn_db.mark_processed(conn, "1", "digest-a")
+async def test_events_lacking_ids_are_skipped_and_the_rest_of_the_transaction_kept(
+    db: Database,
+) -> None:
+    handler = TransactionHandler(db, Inbound(CONFIG), asyncio.Lock(), lambda acted: None)
+    broken = [{"event_id": 5}, {**event("$no-room"), "room_id": ""}, "not an event"]
+    body = json.dumps({"events": [*broken, event("$whole")]}).encode()
 
-        assert await txn_db.is_processed(conn, "1", "digest-a")
-        assert not await txn_db.is_processed(conn, "1", "digest-b")
+    stored = await handler.handle("1", body)
+
+    async with connection(db) as conn:
+        assert await conn.fetchval("SELECT COUNT(*) FROM room_event") == 1
+    assert stored == 1
+
+
+async def test_a_commit_says_whether_the_transaction_acted_on_anything(db: Database) -> None:
+    acted: list[bool] = []
+    handler = TransactionHandler(db, Inbound(CONFIG), asyncio.Lock(), acted.append)
+    elsewhere = {"events": [event("$elsewhere")]}
+    presence = {
+        "ephemeral": [
+            {
+                "type": "m.presence",
+                "sender": "@expert:localhost",
+                "content": {"presence": "online"},
+            }
+        ]
+    }
+    invite = {
+        "events": [
+            {
+                **event("$invite"),
+                "type": "m.room.member",
+                "state_key": "@backline:localhost",
+                "content": {"membership": "invite"},
+            }
+        ]
+    }
+
+    for number, body in enumerate([elsewhere, presence, invite]):
+        await handler.handle(str(number), json.dumps(body).encode())
+
+    # Only the last two can have queued calls to the homeserver (none for a message in a
+    # room Backline has no part in), so only they wake the outbox.
+    assert acted == [False, True, True]
+
+
+async def test_a_transaction_id_reused_with_a_new_body_is_not_a_repeat(db: Database) -> None:
+    events = events_db.prepare_events([event("$first")])
+    async with transaction(db) as conn:
+        first = await store_delivery(conn, Delivery("1", "digest-a"), events, index_now=True)
+        repeat = await store_delivery(conn, Delivery("1", "digest-a"), events, index_now=True)
+        reused = await store_delivery(
+            conn,
+            Delivery("1", "digest-b"),
+            events_db.prepare_events([event("$new")]),
+            index_now=True,
+        )
+        again = await store_delivery(conn, Delivery("1", "digest-b"), [], index_now=True)
+
+    assert first is not None and [raw["event_id"] for raw in first.fresh] == ["$first"]
+    assert repeat is None
+    assert reused is not None and [raw["event_id"] for raw in reused.fresh] == ["$new"]
+    assert again is None
+
+
+async def test_a_delivery_names_its_session_and_dm_rooms_and_only_those(db: Database) -> None:
+    def message(event_id: str, room_id: str) -> dict[str, object]:
+        return {**event(event_id), "room_id": room_id}
+
+    async with transaction(db) as conn:
+        session_id = await sessions_db.create_session(
+            conn,
+            group_id="billing",
+            agent="@agent:localhost",
+            question="Refund?",
+            preferences={},
+            needed=1,
+            alias_prefix="backline-session-",
+        )
+        await sessions_db.set_room(conn, session_id, "!session:localhost")
+        await dm_rooms_db.upsert_dm(conn, "!dm:localhost", "billing", "@agent:localhost", "joined")
+        raws = [
+            message("$in-session", "!session:localhost"),
+            message("$in-dm", "!dm:localhost"),
+            message("$elsewhere", "!other:localhost"),
+        ]
+        stored = await store_delivery(
+            conn, Delivery("1", "digest"), events_db.prepare_events(raws), index_now=True
+        )
+
+    assert stored is not None
+    assert [raw["event_id"] for raw in stored.fresh] == ["$in-session", "$in-dm", "$elsewhere"]
+    assert stored.known_rooms == {"!session:localhost", "!dm:localhost"}
 
 
 async def test_an_expert_is_offered_a_session_once_and_offers_end_once(db: Database) -> None:
