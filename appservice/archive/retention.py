@@ -1,7 +1,10 @@
 """Retention: purging sessions older than `archive.retention`, unless a legal hold keeps them.
 
-Chains are only ever cut at their start, and the cut is recorded (the last purged link's
-hash), so `verify` still proves that nothing after the cut was changed.
+A room's chain loses every stretch of links that may go: at its start (a session room, or
+the oldest of an agent's DM) the start moves; in the middle (a DM request of an expired
+session between those of a held or recent one) a gap is recorded. Each cut keeps the hash of
+its last link, which the next kept link names, so `verify` still proves that nothing that is
+left was changed.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mautrix.util.async_db import Connection, Database
 
@@ -59,25 +63,50 @@ async def purge_expired(conn: Connection, cutoff: int, actor: str = "retention")
 async def _trim_room(
     conn: Connection, room_id: str, cutoff: int, expired: set[int]
 ) -> tuple[int, list[str]]:
-    """Cut the start of a room's chain up to the first row that must stay."""
+    """Cut every stretch of a room's chain that may go; returns rows removed and their files."""
+    last_old = await sql.last_link_before(conn, room_id, cutoff)
+    if last_old is None:
+        return 0, []
     removed = 0
     media: list[str] = []
+    stretch_from = await sql.chain_start(conn, room_id)
+    at_start = True
+    after = stretch_from - 1
     while True:
-        rows = await sql.chain_start(conn, room_id, _PAGE)
-        doomed = []
+        rows = await sql.chain_page(conn, room_id, after, last_old, _PAGE)
+        doomed: list[Any] = []
         for row in rows:
-            if row["origin_ts"] >= cutoff or (
-                row["session_id"] is not None and row["session_id"] not in expired
+            if row["origin_ts"] < cutoff and (
+                row["session_id"] is None or row["session_id"] in expired
             ):
-                break
-            doomed.append(row)
-        if not doomed:
+                doomed.append(row)
+                continue
+            removed += await _cut(conn, room_id, doomed, stretch_from, at_start, media)
+            doomed = []
+            at_start = False
+            stretch_from = row["chain_index"] + 1
+        # A stretch running on into the next page is cut a page at a time; each cut spans
+        # the one before, so the stretch ends up as one.
+        removed += await _cut(conn, room_id, doomed, stretch_from, at_start, media)
+        if len(rows) < _PAGE:
             return removed, media
-        media += [m["mxc"] for row in doomed if (m := media_of(json.loads(row["event_json"])))]
-        await sql.trim_chain(conn, room_id, [row["seq"] for row in doomed], doomed[-1])
-        removed += len(doomed)
-        if len(doomed) < len(rows) or len(rows) < _PAGE:
-            return removed, media
+        after = rows[-1]["chain_index"]
+
+
+async def _cut(
+    conn: Connection,
+    room_id: str,
+    doomed: list[Any],
+    stretch_from: int,
+    at_start: bool,
+    media: list[str],
+) -> int:
+    if not doomed:
+        return 0
+    media += [m["mxc"] for row in doomed if (m := media_of(json.loads(row["event_json"])))]
+    seqs = [row["seq"] for row in doomed]
+    await sql.cut_stretch(conn, room_id, seqs, stretch_from, doomed[-1], at_start)
+    return len(doomed)
 
 
 class RetentionJob:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mautrix.util.async_db import Connection
 
-from ..db.chains import chain_rooms, chain_rows
+from ..db.chains import chain_gaps, chain_rooms, chain_rows
 from .chain import GENESIS, link_hash
 
 # Columns kept beside the JSON for querying; they must agree with it.
@@ -53,28 +53,41 @@ async def verify_archive(conn: Connection, session_id: int | None = None) -> Ver
 async def _verify_room(conn: Connection, tip: Any) -> tuple[int, list[ChainBreak]]:
     room_id = tip["room_id"]
     purged = tip["purged_through"]
-    expected_index = -1 if purged is None else purged
-    prev_hash = GENESIS if purged is None else tip["purged_hash"]
+    gaps = await chain_gaps(conn, room_id)
+    # The last link checked (or cut off at the start), and its hash.
+    kept_index = -1 if purged is None else purged
+    kept_hash = GENESIS if purged is None else tip["purged_hash"]
     breaks: list[ChainBreak] = []
     count = 0
 
     async for row in chain_rows(conn, room_id):
         count += 1
-        expected_index += 1
-        problem = _check_row(row, expected_index, prev_hash)
+        last_index, last_hash = _past_gaps(gaps, kept_index, kept_hash)
+        problem = _check_row(row, last_index + 1, last_hash)
         if problem:
             breaks.append(ChainBreak(room_id, row["chain_index"], row["event_id"], problem))
-        expected_index = row["chain_index"]
-        prev_hash = row["hash"]
+        if row["chain_index"] > last_index:
+            # A row left inside a purged stretch is a break; the chain goes on after it.
+            kept_index, kept_hash = row["chain_index"], row["hash"]
 
-    if expected_index != tip["last_index"] or prev_hash != tip["last_hash"]:
-        problem = f"chain ends at link {expected_index}, but {tip['last_index']} were written"
-        breaks.append(ChainBreak(room_id, expected_index + 1, "", problem))
+    kept_index, kept_hash = _past_gaps(gaps, kept_index, kept_hash)
+    if kept_index != tip["last_index"] or kept_hash != tip["last_hash"]:
+        problem = f"chain ends at link {kept_index}, but {tip['last_index']} were written"
+        breaks.append(ChainBreak(room_id, kept_index + 1, "", problem))
     return count, breaks
+
+
+def _past_gaps(gaps: dict[int, tuple[int, str]], index: int, prev_hash: str) -> tuple[int, str]:
+    """The last link and hash once the purged stretches right after link `index` are passed."""
+    while (gap := gaps.get(index + 1)) is not None:
+        index, prev_hash = gap
+    return index, prev_hash
 
 
 def _check_row(row: Any, expected_index: int, prev_hash: str) -> str | None:
     """Why this row breaks the chain, or None if it holds."""
+    if row["chain_index"] < expected_index:
+        return f"link {row['chain_index']} was recorded as purged, yet it is still there"
     if row["chain_index"] != expected_index:
         return f"link {expected_index} is missing (next is {row['chain_index']})"
     if row["prev_hash"] != prev_hash:

@@ -43,3 +43,11 @@ async def chain_rows(conn: Connection, room_id: str, page: int = 1000) -> AsyncI
         if len(rows) < page:
             return
         after = rows[-1]["chain_index"]
+
+
+async def chain_gaps(conn: Connection, room_id: str) -> dict[int, tuple[int, str]]:
+    """Stretches purged from the middle of a room's chain: first link to (last link, its hash)."""
+    rows = await conn.fetch(
+        "SELECT first_index, last_index, last_hash FROM chain_gap WHERE room_id=$1", room_id
+    )
+    return {row["first_index"]: (row["last_index"], row["last_hash"]) for row in rows}

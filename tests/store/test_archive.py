@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 from mautrix.util.async_db import Database
 
+from appservice.archive import retention
 from appservice.archive.access import read_access_log
 from appservice.archive.holds import list_holds, place_hold, release_hold
 from appservice.archive.retention import purge_expired
 from appservice.archive.search import SearchError, SearchFilters, SearchPage, search_archive
 from appservice.archive.transcript import export_json, load_transcript
 from appservice.archive.verify import verify_archive
+from appservice.db import dm_rooms as dm_rooms_db
 from appservice.db import events as events_db
 from appservice.db import transaction
 from tests.store.archive_data import BASE_TS, archived_session, edit, message, redaction
@@ -288,6 +290,100 @@ async def test_a_released_hold_no_longer_protects(db: Database) -> None:
         assert await release_hold(conn, hold.id, "@carol:localhost") is None
         assert await list_holds(conn) == []
         assert len(await list_holds(conn, include_released=True)) == 1
+
+
+DM = "!dm-billing:localhost"
+BOT = "@group-billing:localhost"
+
+
+async def dm_with_requests(conn: Any, sessions: list[int]) -> list[dict[str, Any]]:
+    """An agent's DM with the group user: a greeting, then one request per session, then a
+    word of thanks; every request is linked to its session, as Inbound links it."""
+    await dm_rooms_db.upsert_dm(conn, DM, "billing", "@agent:localhost", "joined")
+    events = [message(DM, BOT, "Hello, what do you need?", BASE_TS)]
+    events += [
+        message(DM, "@agent:localhost", f"request {n}", BASE_TS + n * 1000)
+        for n in range(1, len(sessions) + 1)
+    ]
+    events.append(message(DM, "@agent:localhost", "thanks", BASE_TS + 99_000))
+    await events_db.store_events(conn, events)
+    for session_id, request in zip(sessions, events[1:], strict=False):
+        await events_db.link_event(conn, request["event_id"], session_id)
+    return events
+
+
+async def dm_links(conn: Any) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT chain_index FROM room_event WHERE room_id = $1 ORDER BY chain_index", DM
+    )
+    return [row["chain_index"] for row in rows]
+
+
+async def test_retention_cuts_expired_requests_out_of_a_dm_around_a_held_one(
+    db: Database,
+) -> None:
+    async with transaction(db) as conn:
+        old, held, older = [(await archived_session(conn))[0] for _ in range(3)]
+        await conn.execute("UPDATE session SET closed_at = $1", BASE_TS + DAY)
+        await dm_with_requests(conn, [old, held, older])
+        hold = await place_hold(conn, "session", str(held), "dispute", "@carol:localhost")
+
+        report = await purge_expired(conn, cutoff=BASE_TS + 10 * DAY)
+
+        # Greeting and first request go from the start, the third request and the thanks
+        # from the middle: only the held session's request is left.
+        assert report.sessions == [old, older] and report.events == 4
+        assert await dm_links(conn) == [2]
+        assert (await verify_archive(conn)).ok
+
+        await release_hold(conn, hold.id, "@carol:localhost")
+        again = await purge_expired(conn, cutoff=BASE_TS + 10 * DAY)
+
+        assert again.sessions == [held] and again.events == 1
+        assert await dm_links(conn) == []
+        assert await conn.fetchval("SELECT COUNT(*) FROM chain_gap") == 0
+        assert (await verify_archive(conn)).ok
+
+
+async def test_a_stretch_longer_than_a_page_is_cut_as_one(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "_PAGE", 2)
+    async with transaction(db) as conn:
+        held = (await archived_session(conn))[0]
+        expired = [(await archived_session(conn))[0] for _ in range(5)]
+        await conn.execute("UPDATE session SET closed_at = $1", BASE_TS + DAY)
+        await dm_with_requests(conn, [held, *expired])
+        await place_hold(conn, "session", str(held), "dispute", "@carol:localhost")
+
+        report = await purge_expired(conn, cutoff=BASE_TS + 10 * DAY)
+        gaps = await conn.fetch("SELECT first_index, last_index FROM chain_gap")
+
+        assert report.events == 7
+        assert await dm_links(conn) == [1]
+        assert [(g["first_index"], g["last_index"]) for g in gaps] == [(2, 7)]
+        assert (await verify_archive(conn)).ok
+
+
+async def test_verify_catches_a_purged_stretch_forged_or_forgotten(db: Database) -> None:
+    async with transaction(db) as conn:
+        old, held = [(await archived_session(conn))[0] for _ in range(2)]
+        await conn.execute("UPDATE session SET closed_at = $1", BASE_TS + DAY)
+        events = await dm_with_requests(conn, [held, old])
+        await place_hold(conn, "session", str(held), "dispute", "@carol:localhost")
+        await purge_expired(conn, cutoff=BASE_TS + 10 * DAY)
+        assert await dm_links(conn) == [1]
+
+        # The kept request removed behind Backline's back, with a gap forged over it.
+        await conn.execute("DELETE FROM room_event WHERE event_id = $1", events[1]["event_id"])
+        forged = await verify_archive(conn)
+        await conn.execute("UPDATE chain_gap SET first_index = 1")
+        hidden = await verify_archive(conn)
+
+    assert [b.problem for b in forged.breaks] == ["chain ends at link 0, but 3 were written"]
+    # A forged gap hides a removal only as well as a forged start would; the purge itself is
+    # in the access log with the sessions it removed.
+    assert hidden.ok
 
 
 async def test_without_words_sessions_come_newest_first_in_pages(db: Database) -> None:

@@ -39,6 +39,7 @@ TABLES = {
     "presence",
     "outbox",
     "message_text_queue",
+    "chain_gap",
 }
 
 
