@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 from mautrix.types import EventType, RoomID
 
 from appservice.archive.access import read_access_log
+from appservice.archive.holds import place_hold
 from appservice.archive.media import media_file
 from appservice.archive.transcript import Transcript, load_transcript
 from appservice.archive.verify import verify_archive
@@ -167,6 +169,56 @@ async def test_the_retention_job_purges_a_closed_session_and_logs_it(
         assert (await verify_archive(conn)).ok
     assert purges and purges[0].actor == "retention"
     assert session.id in purges[0].details["sessions"]
+
+
+async def test_retention_takes_an_expired_request_out_of_the_dm_after_a_held_one(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory
+) -> None:
+    agent, expert = await asyncio.gather(matrix_user("agent"), matrix_user("expert"))
+    group = unique_group_id("dmretention")
+    backline = await start_backline(
+        [{"id": group, "members": [expert.user_id]}],
+        extra={"archive": {"retention": "2s", "purge_interval": "1s"}},
+    )
+    await join_roster(expert, backline, group)
+
+    async def ask_and_cancel(dm: RoomID, question: str, earlier: set[RoomID]) -> int:
+        await agent.send_text(dm, question)
+        invite = await agent.wait_for_invite(predicate=lambda i: i.room_id not in earlier)
+        await agent.join(invite.room_id)
+        session = await session_of(backline, invite.room_id)
+        if not earlier:
+            async with transaction(backline.db) as conn:
+                await place_hold(conn, "session", str(session.id), "dispute", "@carol:localhost")
+        await agent.send_text(invite.room_id, "!close")
+        await agent.wait_for_message(
+            invite.room_id, predicate=lambda body, _: "cancelled this request" in body
+        )
+        earlier.add(invite.room_id)
+        return session.id
+
+    dm = await agent.open_dm(backline.group_user(group))
+    rooms: set[RoomID] = set()
+    held = await ask_and_cancel(dm, "Held question", rooms)
+    passing = await ask_and_cancel(dm, "Passing question", rooms)
+
+    async def dm_bodies() -> list[str]:
+        async with connection(backline.db) as conn:
+            rows = await conn.fetch(
+                "SELECT event_json FROM room_event WHERE room_id = $1 ORDER BY chain_index", dm
+            )
+        return [json.loads(row["event_json"])["content"].get("body", "") for row in rows]
+
+    for _ in range(100):
+        if "Passing question" not in await dm_bodies():
+            break
+        await asyncio.sleep(0.1)
+    async with connection(backline.db) as conn:
+        assert await load_transcript(conn, passing) is None
+        assert await load_transcript(conn, held) is not None
+        assert (await verify_archive(conn)).ok
+    bodies = await dm_bodies()
+    assert "Held question" in bodies and "Passing question" not in bodies
 
 
 async def test_texts_left_queued_for_the_index_by_a_crash_are_searchable_after_the_next_start(

@@ -386,6 +386,26 @@ async def test_verify_catches_a_purged_stretch_forged_or_forgotten(db: Database)
     assert hidden.ok
 
 
+async def test_a_row_still_there_inside_a_recorded_cut_is_named(db: Database) -> None:
+    async with transaction(db) as conn:
+        _, room, events = await archived_session(conn, messages=["a", "b", "c"])
+        link = await conn.fetchval(
+            "SELECT hash FROM room_event WHERE event_id = $1", events[1]["event_id"]
+        )
+        await conn.execute(
+            "INSERT INTO chain_gap (room_id, first_index, last_index, last_hash, purged_at)"
+            " VALUES ($1, 1, 1, $2, 0)",
+            room,
+            link,
+        )
+
+        report = await verify_archive(conn)
+
+    assert [(b.chain_index, b.problem) for b in report.breaks] == [
+        (1, "link 1 was recorded as purged, yet it is still there")
+    ]
+
+
 async def test_without_words_sessions_come_newest_first_in_pages(db: Database) -> None:
     async with transaction(db) as conn:
         ids = [(await archived_session(conn, messages=[f"q{n}"]))[0] for n in range(3)]
