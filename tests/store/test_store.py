@@ -21,6 +21,7 @@ from appservice.db.delivery import Delivery, store_delivery
 from appservice.errors import DatabaseError
 from appservice.matrix.transactions import BULK_EVENTS, TransactionHandler
 from appservice.routing.inbound import Inbound
+from tests.store.archive_data import archived_session
 
 TABLES = {
     "appservice_txn",
@@ -192,19 +193,10 @@ async def test_a_delivery_names_its_session_and_dm_rooms_and_only_those(db: Data
         return {**event(event_id), "room_id": room_id}
 
     async with transaction(db) as conn:
-        session_id = await sessions_db.create_session(
-            conn,
-            group_id="billing",
-            agent="@agent:localhost",
-            question="Refund?",
-            preferences={},
-            needed=1,
-            alias_prefix="backline-session-",
-        )
-        await sessions_db.set_room(conn, session_id, "!session:localhost")
+        _, session_room, _ = await archived_session(conn)
         await dm_rooms_db.upsert_dm(conn, "!dm:localhost", "billing", "@agent:localhost", "joined")
         raws = [
-            message("$in-session", "!session:localhost"),
+            message("$in-session", session_room),
             message("$in-dm", "!dm:localhost"),
             message("$elsewhere", "!other:localhost"),
         ]
@@ -214,7 +206,7 @@ async def test_a_delivery_names_its_session_and_dm_rooms_and_only_those(db: Data
 
     assert stored is not None
     assert [raw["event_id"] for raw in stored.fresh] == ["$in-session", "$in-dm", "$elsewhere"]
-    assert stored.known_rooms == {"!session:localhost", "!dm:localhost"}
+    assert stored.known_rooms == {session_room, "!dm:localhost"}
 
 
 async def test_an_expert_is_offered_a_session_once_and_offers_end_once(db: Database) -> None:
