@@ -21,19 +21,26 @@ ExportFormat = Literal["json", "html"]
 
 
 class Progress:
-    """A count of events written, redrawn on one line of a terminal; silent elsewhere."""
+    """A bar of how much of the export is written, redrawn on one terminal line; silent
+    when the stream is not a terminal (a pipe or a file gets the final line only)."""
 
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.shown = stream.isatty()
-        # About a hundred redraws, however long the transcript.
-        self.step = max(1, total // 100)
+        self._percent = -1
 
-    def update(self, done: int) -> None:
-        if self.shown and (done % self.step == 0 or done == self.total):
-            self.stream.write(f"\rExporting: {done}/{self.total} events")
-            self.stream.flush()
+    def update(self, done: int, total: int) -> None:
+        """`done` of `total` items written; redrawn at most once per percent."""
+        percent = 100 * done // max(total, 1)
+        if not self.shown or percent == self._percent:
+            return
+        self._percent = percent
+        filled = self.WIDTH * done // max(total, 1)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\rExporting [{bar}] {percent:3d}%")
+        self.stream.flush()
 
     def finish(self, written: int, where: str) -> None:
         if self.shown:
@@ -62,13 +69,13 @@ async def export(
     async with transaction(db) as conn:
         await record_access(conn, cli_actor(), "export", str(session_id), details)
 
-    progress = Progress(len(transcript.events), err)
+    progress = Progress(err)
 
     def write(stream: TextIO) -> None:
         if export_format == "json":
             write_json(export_json(transcript), stream, progress.update)
         else:
-            stream.write(render_export_html(transcript))
+            stream.write(render_export_html(transcript, progress.update))
 
     if output is None:
         write(out)
@@ -79,7 +86,9 @@ async def export(
     return 0
 
 
-def write_json(document: dict[str, Any], stream: TextIO, progress: Callable[[int], None]) -> None:
+def write_json(
+    document: dict[str, Any], stream: TextIO, progress: Callable[[int, int], None]
+) -> None:
     """The export document, one archived event per line, so long exports can report progress.
 
     The same JSON as the API's export; the layout also keeps the file easy to grep and diff.
@@ -92,7 +101,7 @@ def write_json(document: dict[str, Any], stream: TextIO, progress: Callable[[int
     stream.write('  "events": [')
     for done, event in enumerate(events, start=1):
         stream.write(f"{',' if done > 1 else ''}\n    {_dumps(event)}")
-        progress(done)
+        progress(done, len(events))
     stream.write("\n  ]\n}\n")
 
 

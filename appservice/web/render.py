@@ -7,18 +7,20 @@ in a template, each with a comment saying why it is safe.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 if TYPE_CHECKING:
     from ..archive.transcript import Entry, Transcript
+
+T = TypeVar("T")
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -185,11 +187,25 @@ def transcript_context(transcript: Transcript) -> dict[str, Any]:
     }
 
 
-def render_export_html(transcript: Transcript) -> str:
-    """A transcript as one standalone HTML file: inline CSS, no scripts, no outside requests."""
+def render_export_html(
+    transcript: Transcript, progress: Callable[[int, int], None] = lambda done, total: None
+) -> str:
+    """A transcript as one standalone HTML file: inline CSS, no scripts, no outside requests.
+
+    `progress` hears how many of the chat's entries are rendered, of how many, as it goes.
+    """
+    context = transcript_context(transcript)
+    context["entries"] = _reporting(context["entries"], progress)
     return render_page(
         "export.html",
-        **transcript_context(transcript),
+        **context,
         stylesheet=STYLESHEET.read_text(encoding="utf-8"),
         exported_at=format_time(int(datetime.now(UTC).timestamp() * 1000)),
     )
+
+
+def _reporting(items: list[T], progress: Callable[[int, int], None]) -> Iterator[T]:
+    """The items, reporting each one the template is done with."""
+    for done, item in enumerate(items, start=1):
+        yield item
+        progress(done, len(items))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,67 @@ async def test_export_to_stdout_writes_only_the_document(archive: Archive) -> No
     assert run.code == 0, run.err
     assert len(json.loads(run.out)["events"]) == 5
     assert run.err.strip() == "Exported 5 events to stdout"
+
+
+async def backline_on_a_terminal(archive: Archive, *args: str) -> tuple[int, str]:
+    """Run the CLI with its stderr on a pseudo-terminal, as an operator at a shell sees it."""
+    leader, follower = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "appservice", "-c", str(archive.config), *args),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+
+    def read_all() -> bytes:
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal is gone: the process has ended
+                return shown
+            if not chunk:
+                return shown
+            shown += chunk
+
+    try:
+        async with asyncio.timeout(60):
+            shown = await asyncio.to_thread(read_all)
+            code = await process.wait()
+    finally:
+        os.close(leader)
+    return code, shown.decode()
+
+
+@pytest.mark.parametrize("export_format", ["json", "html"])
+async def test_a_long_export_to_a_terminal_shows_a_progress_bar(
+    archive: Archive, tmp_path: Path, export_format: str
+) -> None:
+    db = await open_database(archive.database_url)
+    async with transaction(db) as conn:
+        steps = [text(f"step {n} of the refund") for n in range(400)]
+        await store_events(
+            conn,
+            [
+                room_event(100 + n, SESSION_ROOM, EXPERT, "m.room.message", step)
+                for n, step in enumerate(steps)
+            ],
+        )
+    await db.stop()
+    target = tmp_path / f"long.{export_format}"
+
+    code, shown = await backline_on_a_terminal(
+        archive, "export", str(archive.session_id), "--format", export_format, "-o", str(target)
+    )
+
+    assert code == 0, shown
+    redraws = [part for part in shown.split("\r") if part.startswith("Exporting [")]
+    assert len(redraws) > 10, shown
+    assert redraws[-1].startswith(f"Exporting [{'#' * 30}] 100%")
+    # The bar is wiped before the last line, which stays.
+    assert shown.endswith(f"\x1b[KExported 405 events to {target}\r\n")
+    assert "step 399 of the refund" in target.read_text()
 
 
 async def test_an_unknown_session_is_a_clear_error(archive: Archive) -> None:
