@@ -3,7 +3,8 @@
 The homeserver sends one transaction at a time and waits for the answer, so this commit is on
 its path. Whatever a transaction's size, the check for a repeat, the events and their chain
 links, the lookup of the rooms Backline acts in and the record of the delivery take one call
-to SQLite's thread, or three statements to PostgreSQL.
+to SQLite's thread, or three statements to PostgreSQL (one more each for redactions and for
+files, when the transaction holds any).
 """
 
 from __future__ import annotations
