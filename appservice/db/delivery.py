@@ -9,7 +9,6 @@ files, when the transaction holds any).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from functools import partial
@@ -18,8 +17,15 @@ from typing import Any
 from mautrix.util.async_db import Connection, Scheme
 
 from . import now_ms
-from .events import NewEvent, store_on_sqlite, write_on_postgres
-from .sqlite_thread import numbered, on_sqlite_thread
+from .events import (
+    PG_KNOWN_AND_TIPS,
+    NewEvent,
+    known_and_tips_args,
+    new_and_tips,
+    store_on_sqlite,
+    write_on_postgres,
+)
+from .sqlite_thread import json_param, numbered, on_sqlite_thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +61,9 @@ _KNOWN_ROOMS = (
 _SQLITE_SEEN = numbered(_SEEN)
 _SQLITE_RECORD = numbered(_RECORD)
 
-# Every lookup in one statement, each row tagged with what it answers.
-_PG_LOOKUP = (
-    "SELECT 'event' AS kind, event_id AS id, NULL::bigint AS last_index, NULL AS last_hash"
-    " FROM room_event WHERE event_id = ANY($1::text[])"
-    " UNION ALL SELECT 'tip', room_id, last_index, last_hash FROM room_chain"
-    " WHERE room_id = ANY($2::text[])"
+# Every lookup in one statement: the events' and tips' rows, the session and DM rooms among
+# the batch's ($2), and whether this very delivery was committed before ($3, $4).
+_PG_LOOKUP = PG_KNOWN_AND_TIPS + (
     " UNION ALL SELECT 'room', room_id, NULL, NULL FROM session WHERE room_id = ANY($2::text[])"
     " UNION ALL SELECT 'room', room_id, NULL, NULL FROM dm_room WHERE room_id = ANY($2::text[])"
     " UNION ALL SELECT 'seen', txn_id, NULL, NULL FROM appservice_txn"
@@ -90,7 +93,7 @@ def _on_sqlite(
     fresh = store_on_sqlite(events, index_now, db) if events else []
     known: set[str] = set()
     if fresh:
-        rooms = json.dumps(list(dict.fromkeys(raw["room_id"] for raw in fresh)))
+        rooms = json_param(list(dict.fromkeys(raw["room_id"] for raw in fresh)))
         known = {row[0] for row in db.execute(_KNOWN_ROOMS, (rooms,))}
     db.execute(_SQLITE_RECORD, (delivery.txn_id, delivery.body_sha256, now_ms()))
     return Stored(fresh, known)
@@ -99,22 +102,12 @@ def _on_sqlite(
 async def _on_postgres(
     conn: Connection, delivery: Delivery, events: list[NewEvent], index_now: bool
 ) -> Stored | None:
-    rooms = list(dict.fromkeys(event.raw["room_id"] for event in events))
     found = await conn.fetch(
-        _PG_LOOKUP,
-        [event.raw["event_id"] for event in events],
-        rooms,
-        delivery.txn_id,
-        delivery.body_sha256,
+        _PG_LOOKUP, *known_and_tips_args(events), delivery.txn_id, delivery.body_sha256
     )
-    by_kind: dict[str, list[Any]] = {"event": [], "tip": [], "room": [], "seen": []}
-    for row in found:
-        by_kind[row["kind"]].append(row)
-    if by_kind["seen"]:
+    if any(row["kind"] == "seen" for row in found):
         return None
-    known_ids = {row["id"] for row in by_kind["event"]}
-    tips = {row["id"]: (row["last_index"], row["last_hash"]) for row in by_kind["tip"]}
-    new = [event for event in events if event.raw["event_id"] not in known_ids]
+    new, tips = new_and_tips(events, found)
     fresh = await write_on_postgres(conn, new, tips, index_now)
     await conn.execute(_RECORD, delivery.txn_id, delivery.body_sha256, now_ms())
-    return Stored(fresh, {row["id"] for row in by_kind["room"]})
+    return Stored(fresh, {row["id"] for row in found if row["kind"] == "room"})

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-import orjson
 from mautrix.util.async_db import Connection, Scheme
 
 from ..archive.chain import (
@@ -20,7 +19,7 @@ from ..archive.chain import (
 )
 from ..archive.describe import media_of
 from . import now_ms
-from .sqlite_thread import numbered, on_sqlite_thread
+from .sqlite_thread import json_param, numbered, on_sqlite_thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +115,16 @@ _PG_WRITE = (
     " last_hash=excluded.last_hash"
     "), text AS ({texts}) SELECT COUNT(*) FROM new_event"
 )
-_POSTGRES = {
-    "known_and_tips": "SELECT event_id AS id, NULL::bigint AS last_index, NULL AS last_hash"
+# What a batch needs before its events are linked: which of them are archived already ($1,
+# their IDs) and the chain tips of their rooms ($2). Each row says which it answers, so that
+# callers may add rows of other kinds with UNION ALL and keep one round trip.
+PG_KNOWN_AND_TIPS = (
+    "SELECT 'event' AS kind, event_id AS id, NULL::bigint AS last_index, NULL AS last_hash"
     " FROM room_event WHERE event_id = ANY($1::text[])"
-    " UNION ALL SELECT room_id, last_index, last_hash FROM room_chain"
-    " WHERE room_id = ANY($2::text[])",
+    " UNION ALL SELECT 'tip', room_id, last_index, last_hash FROM room_chain"
+    " WHERE room_id = ANY($2::text[])"
+)
+_POSTGRES = {
     "write_and_index": _PG_WRITE.format(
         texts="INSERT INTO message_text (seq, body) SELECT n.seq, t.body FROM new_event AS n"
         " JOIN unnest($15::text[], $16::text[]) AS t (event_id, body) USING (event_id)"
@@ -201,11 +205,6 @@ def _timestamp(raw: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _json(values: list[Any]) -> str:
-    # Text, not orjson's bytes: SQLite would take a blob for its binary JSON form.
-    return orjson.dumps(values).decode()
-
-
 def prepare_events(raws: list[dict[str, Any]]) -> list[NewEvent]:
     """Each event once, with its canonical JSON: the part of archiving that needs no database.
 
@@ -253,21 +252,21 @@ def store_on_sqlite(
     events: list[NewEvent], index_now: bool, db: sqlite3.Connection
 ) -> list[dict[str, Any]]:
     """`store_prepared` for SQLite, run on the connection's own thread."""
-    known_ids = db.execute(_SQLITE["known"], (_json([e.raw["event_id"] for e in events]),))
+    known_ids = db.execute(_SQLITE["known"], (json_param([e.raw["event_id"] for e in events]),))
     known = {row[0] for row in known_ids}
     new = [event for event in events if event.raw["event_id"] not in known]
     if not new:
         return []
 
     rooms = list(dict.fromkeys(event.raw["room_id"] for event in new))
-    tips = {row[0]: (row[1], row[2]) for row in db.execute(_SQLITE["tips"], (_json(rooms),))}
+    tips = {row[0]: (row[1], row[2]) for row in db.execute(_SQLITE["tips"], (json_param(rooms),))}
     rows = _link(new, tips)
     db.executemany(_SQLITE["insert_event"], _event_values(rows))
     db.executemany(_SQLITE["advance_tip"], _tip_values(rows))
 
     fresh = [event.raw for event in new]
     if texts := _texts(fresh):
-        db.execute(_SQLITE["index" if index_now else "queue"], (_json(texts),))
+        db.execute(_SQLITE["index" if index_now else "queue"], (json_param(texts),))
     if redactions := _redactions(fresh):
         db.executemany(_SQLITE["mark_redacted"], redactions)
     if files := _media(fresh):
@@ -288,15 +287,27 @@ def _index_queued_on_sqlite(db: sqlite3.Connection) -> int:
 async def _store_on_postgres(
     conn: Connection, events: list[NewEvent], index_now: bool
 ) -> list[dict[str, Any]]:
-    # Tips of every room in the batch, not only of new events: one query instead of two.
-    rooms = list(dict.fromkeys(event.raw["room_id"] for event in events))
-    found = await conn.fetch(
-        _POSTGRES["known_and_tips"], [event.raw["event_id"] for event in events], rooms
-    )
-    known = {row["id"] for row in found if row["last_hash"] is None}
-    tips = {row["id"]: (row["last_index"], row["last_hash"]) for row in found if row["last_hash"]}
-    new = [event for event in events if event.raw["event_id"] not in known]
+    found = await conn.fetch(PG_KNOWN_AND_TIPS, *known_and_tips_args(events))
+    new, tips = new_and_tips(events, found)
     return await write_on_postgres(conn, new, tips, index_now)
+
+
+def known_and_tips_args(events: list[NewEvent]) -> tuple[list[str], list[str]]:
+    """The parameters of PG_KNOWN_AND_TIPS: the events' IDs, and every room of the batch (one
+    query for all, rather than a second one for the rooms of new events only)."""
+    ids = [event.raw["event_id"] for event in events]
+    return ids, list(dict.fromkeys(event.raw["room_id"] for event in events))
+
+
+def new_and_tips(
+    events: list[NewEvent], found: list[Any]
+) -> tuple[list[NewEvent], dict[str, tuple[int, str]]]:
+    """From the rows of PG_KNOWN_AND_TIPS: the events not archived yet, and the tips."""
+    known = {row["id"] for row in found if row["kind"] == "event"}
+    tips = {
+        row["id"]: (row["last_index"], row["last_hash"]) for row in found if row["kind"] == "tip"
+    }
+    return [event for event in events if event.raw["event_id"] not in known], tips
 
 
 async def write_on_postgres(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
+import orjson
 from mautrix.util.async_db import Connection
 
 T = TypeVar("T")
@@ -15,6 +16,12 @@ T = TypeVar("T")
 def numbered(query: str) -> str:
     """The query with sqlite3's numbered `?N` placeholders; convert once, at import."""
     return re.sub(r"\$(\d+)", r"?\1", query)
+
+
+def json_param(values: list[Any]) -> str:
+    """A list as one query parameter, for `json_each`: one placeholder, however long."""
+    # Text, not orjson's bytes: SQLite would take a blob for its binary JSON form.
+    return orjson.dumps(values).decode()
 
 
 async def on_sqlite_thread(conn: Connection, work: Callable[[sqlite3.Connection], T]) -> T:
