@@ -140,23 +140,37 @@ async def test_files_are_described_and_stored_when_configured(
     assert media_file(tmp_path / "media", digest).read_bytes() == data
 
 
-async def test_the_retention_job_purges_a_closed_session_and_logs_it(
-    start_backline: BacklineFactory, matrix_user: MatrixUserFactory
-) -> None:
+async def short_retention(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory, name: str
+) -> tuple[RunningBackline, MatrixUser, str]:
+    """A Backline that purges what ended two seconds ago, an agent, and a group whose one
+    expert is in its roster."""
     agent, expert = await asyncio.gather(matrix_user("agent"), matrix_user("expert"))
-    group = unique_group_id("retention")
+    group = unique_group_id(name)
     backline = await start_backline(
         [{"id": group, "members": [expert.user_id]}],
         extra={"archive": {"retention": "2s", "purge_interval": "1s"}},
     )
     await join_roster(expert, backline, group)
+    return backline, agent, group
+
+
+async def cancel(agent: MatrixUser, room: RoomID) -> None:
+    """The agent cancels the request in its session room, and is told so."""
+    await agent.send_text(room, "!close")
+    await agent.wait_for_message(room, predicate=lambda body, _: "cancelled this request" in body)
+
+
+async def test_the_retention_job_purges_a_closed_session_and_logs_it(
+    start_backline: BacklineFactory, matrix_user: MatrixUserFactory
+) -> None:
+    backline, agent, group = await short_retention(start_backline, matrix_user, "retention")
     await ask(agent, backline, group, "Short-lived question")
     room = (await agent.wait_for_invite()).room_id
     await agent.join(room)
     session = await session_of(backline, room)
 
-    await agent.send_text(room, "!close")
-    await agent.wait_for_message(room, predicate=lambda body, _: "cancelled this request" in body)
+    await cancel(agent, room)
 
     for _ in range(100):
         async with connection(backline.db) as conn:
@@ -174,13 +188,7 @@ async def test_the_retention_job_purges_a_closed_session_and_logs_it(
 async def test_retention_takes_an_expired_request_out_of_the_dm_after_a_held_one(
     start_backline: BacklineFactory, matrix_user: MatrixUserFactory
 ) -> None:
-    agent, expert = await asyncio.gather(matrix_user("agent"), matrix_user("expert"))
-    group = unique_group_id("dmretention")
-    backline = await start_backline(
-        [{"id": group, "members": [expert.user_id]}],
-        extra={"archive": {"retention": "2s", "purge_interval": "1s"}},
-    )
-    await join_roster(expert, backline, group)
+    backline, agent, group = await short_retention(start_backline, matrix_user, "dmretention")
 
     async def ask_and_cancel(dm: RoomID, question: str, earlier: set[RoomID]) -> int:
         await agent.send_text(dm, question)
@@ -190,10 +198,7 @@ async def test_retention_takes_an_expired_request_out_of_the_dm_after_a_held_one
         if not earlier:
             async with transaction(backline.db) as conn:
                 await place_hold(conn, "session", str(session.id), "dispute", "@carol:localhost")
-        await agent.send_text(invite.room_id, "!close")
-        await agent.wait_for_message(
-            invite.room_id, predicate=lambda body, _: "cancelled this request" in body
-        )
+        await cancel(agent, invite.room_id)
         earlier.add(invite.room_id)
         return session.id
 
